@@ -1,0 +1,22 @@
+"""Settings for the test run: the project's settings with safe test defaults.
+
+The variables CI sets (DATABASE_URL, REDIS_URL) pass through untouched; the API
+base URL is pointed at an emulator that the fixtures start on a free port.
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789abcdef")
+os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-emulator")
+os.environ.setdefault("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+os.environ.setdefault("DASHBOARD_VAR_DIR", "/tmp/thread-dashboard-tests")
+
+from dashboard.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# A test must not wait a minute on an unreachable API.
+ANTHROPIC_READ_TIMEOUT_SECONDS = 5.0
+ANTHROPIC_CONNECT_TIMEOUT_SECONDS = 2.0
+ANTHROPIC_RATE_LIMIT_PER_SECOND = 1000.0
+ANTHROPIC_RATE_LIMIT_BURST = 1000
+ARCHIVE_GRACE_SECONDS = 0
