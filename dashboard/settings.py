@@ -256,3 +256,22 @@ LOGGING = {
         "httpcore2": {"level": "WARNING"},
     },
 }
+
+# ---------------------------------------------------------------------------
+# Periodic tasks (Celery beat)
+# ---------------------------------------------------------------------------
+
+CELERY_BEAT_SCHEDULE = {
+    "sync-incremental": {
+        "task": "threads.sync_incremental",
+        "schedule": float(SYNC_INTERVAL_SECONDS),
+    },
+    "sync-full": {
+        "task": "threads.sync_full",
+        "schedule": float(SYNC_FULL_INTERVAL_SECONDS),
+    },
+    "archive-reconcile": {
+        "task": "threads.archive_reconcile",
+        "schedule": 60.0,
+    },
+}

@@ -1,0 +1,3 @@
+"""Celery tasks for archive jobs."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Celery tasks for snapshot sync."""
+
+__all__: list[str] = []
