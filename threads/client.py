@@ -10,8 +10,9 @@ import contextvars
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import anthropic
 import httpx2

@@ -1,9 +1,5 @@
-from django.urls import path
-
-from threads import views
+from threads.views import archive, browse, usage
 
 app_name = "threads"
 
-urlpatterns = [
-    path("", views.session_list, name="session-list"),
-]
+urlpatterns = browse.urlpatterns + archive.urlpatterns + usage.urlpatterns

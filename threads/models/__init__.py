@@ -1,10 +1,10 @@
+from threads.models.rate_limit import RateLimitBucket
 from threads.models.snapshots import (
     AgentType,
     Session,
     SnapshotStatus,
     Thread,
 )
-from threads.models.rate_limit import RateLimitBucket
 from threads.models.sync import SyncRun, SyncRunKind, SyncRunStatus
 
 __all__ = [

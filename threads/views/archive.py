@@ -1,0 +1,3 @@
+"""Pages that create, follow and control archive jobs."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""The token usage page and its CSV exports."""
+
+urlpatterns: list = []
