@@ -1,0 +1,133 @@
+"""Write parsed snapshots in batches: one lookup and at most one upsert per batch.
+
+A row whose `raw_sha256` and compared columns match what is stored, and that is not
+marked gone, is left alone, so a sync that finds no upstream change writes nothing.
+Upserts use `bulk_create(update_conflicts=True)`, which PostgreSQL and SQLite both
+run as INSERT ... ON CONFLICT DO UPDATE, so concurrent writers of the same id do
+not fail.
+"""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+
+from django.db import models
+
+from threads.models import Session, Thread
+from threads.services.snapshot_parse import ParsedSnapshot
+
+# Columns that do not come from `raw`, so an equal hash does not prove them equal.
+COMPARED_COLUMNS = {
+    Session: ("thread_count",),
+    Thread: (),
+}
+# Bookkeeping columns set on every write.
+WRITE_COLUMNS = ("fetched_at", "parse_error", "gone_at")
+ID_CHUNK_SIZE = 500
+
+
+@dataclass
+class WriteCounts:
+    """How many records a write created, updated and left unchanged."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def add(self, other: "WriteCounts") -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+
+
+def snapshot_batch_write(
+    *,
+    model: type[Session] | type[Thread],
+    snapshots: list[ParsedSnapshot],
+    fetched_at: datetime,
+) -> WriteCounts:
+    """Upsert the snapshots that differ from their stored rows; return the counts.
+
+    Every snapshot must carry the same value keys and a usable id. A repeated id
+    keeps its last snapshot; the earlier ones count as unchanged.
+    """
+    by_id = {snapshot.id: snapshot for snapshot in snapshots}
+    compared = COMPARED_COLUMNS[model]
+    counts = WriteCounts(unchanged=len(snapshots) - len(by_id))
+    if not by_id:
+        return counts
+
+    stored = {
+        row[0]: row[1:]
+        for row in model.objects.filter(pk__in=by_id).values_list("id", "raw_sha256", "gone_at", *compared)
+    }
+
+    changed = []
+    for snapshot_id, snapshot in by_id.items():
+        row = stored.get(snapshot_id)
+        if row is not None and _is_unchanged(row, snapshot, compared):
+            counts.unchanged += 1
+            continue
+        if row is None:
+            counts.created += 1
+        else:
+            counts.updated += 1
+        changed.append(snapshot)
+
+    if changed:
+        _upsert(model=model, snapshots=changed, fetched_at=fetched_at)
+    return counts
+
+
+def snapshot_mark_gone(*, model: type[Session] | type[Thread], ids: Iterable[str], gone_at: datetime) -> int:
+    """Mark these rows gone upstream unless they already are; return how many changed."""
+    marked = 0
+    for chunk in _chunks(ids, ID_CHUNK_SIZE):
+        marked += model.objects.filter(pk__in=chunk, gone_at__isnull=True).update(gone_at=gone_at)
+    return marked
+
+
+def thread_mark_missing_gone(*, session_id: str, listed_ids: set[str], gone_at: datetime) -> int:
+    """Mark the session's stored threads that its full thread list left out as gone."""
+    stored_ids = Thread.objects.filter(session_id=session_id, gone_at__isnull=True).values_list(
+        "id", flat=True
+    )
+    missing = [thread_id for thread_id in stored_ids if thread_id not in listed_ids]
+    return snapshot_mark_gone(model=Thread, ids=missing, gone_at=gone_at)
+
+
+def _is_unchanged(row: tuple, snapshot: ParsedSnapshot, compared: tuple[str, ...]) -> bool:
+    raw_sha256, gone_at, *compared_values = row
+    if raw_sha256 != snapshot.values["raw_sha256"] or gone_at is not None:
+        return False
+    for column, stored_value in zip(compared, compared_values, strict=True):
+        if column in snapshot.values and snapshot.values[column] != stored_value:
+            return False
+    return True
+
+
+def _upsert(*, model: type[models.Model], snapshots: list[ParsedSnapshot], fetched_at: datetime) -> None:
+    columns = sorted(set(snapshots[0].values) | set(WRITE_COLUMNS))
+    rows = [
+        model(
+            id=snapshot.id,
+            fetched_at=fetched_at,
+            parse_error=snapshot.parse_error,
+            gone_at=None,
+            **snapshot.values,
+        )
+        for snapshot in snapshots
+    ]
+    model.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["id"],
+        update_fields=columns,
+    )
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
