@@ -3,12 +3,20 @@
 Every query reads snapshots only; nothing here calls the API.
 """
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from threads.filters import ThreadFilter
-from threads.models import Session, Thread
+from threads.models import Session, SyncRun, SyncRunKind, Thread
+from threads.models.snapshots import (
+    sort_key_datetime,
+    sort_key_number,
+    sort_key_text,
+    sort_key_total_tokens,
+)
+from threads.pagination import Cursor, KeysetPage, Sort, SortKey, keyset_page
 
 
 def _day_start(day) -> datetime:
@@ -64,3 +72,220 @@ def thread_list_filtered(*, thread_filter: ThreadFilter) -> QuerySet[Thread]:
             | Q(session__search_text__contains=needle)
         )
     return Thread.objects.filter(condition)
+
+
+# ---------------------------------------------------------------------------
+# Sorted, keyset-paginated lists for the browse pages
+# ---------------------------------------------------------------------------
+
+# Sort keys are never null, so keyset comparisons see every row: a missing value
+# sorts below every real one. The key expressions come from the models, whose
+# indexes on (key, id) let PostgreSQL walk any page of any sort without a full scan.
+DEFAULT_SORT = "-created"
+MAX_CHOICES = 500
+
+
+def _datetime_key(column: str):
+    return lambda: sort_key_datetime(column)
+
+
+def _number_key(column: str):
+    return lambda: sort_key_number(column)
+
+
+def _text_key(column: str):
+    return lambda: sort_key_text(column)
+
+
+def _status_key():
+    return F("status")
+
+
+SESSION_SORT_KEYS = {
+    key.name: key
+    for key in [
+        SortKey("title", "Title", _text_key("title"), "text"),
+        SortKey("agent", "Agent", _text_key("agent_name"), "text"),
+        SortKey("status", "Status", _status_key, "text"),
+        SortKey("created", "Created", _datetime_key("created_at"), "datetime"),
+        SortKey("updated", "Updated", _datetime_key("updated_at"), "datetime"),
+        SortKey("threads", "Threads", lambda: F("thread_count"), "number"),
+        SortKey("tokens", "Tokens", sort_key_total_tokens, "number"),
+        SortKey("cost", "List cost", _number_key("list_cost_amount"), "number"),
+        SortKey("archived", "Archived", _datetime_key("archived_at"), "datetime"),
+    ]
+}
+
+THREAD_SORT_KEYS = {
+    key.name: key
+    for key in [
+        SortKey("agent", "Agent", _text_key("agent_name"), "text"),
+        SortKey("model", "Model", _text_key("model"), "text"),
+        SortKey("status", "Status", _status_key, "text"),
+        SortKey("created", "Created", _datetime_key("created_at"), "datetime"),
+        SortKey("updated", "Updated", _datetime_key("updated_at"), "datetime"),
+        SortKey("tokens", "Tokens", sort_key_total_tokens, "number"),
+        SortKey("cost", "List cost", _number_key("list_cost_amount"), "number"),
+        SortKey("active", "Active", _number_key("active_seconds"), "number"),
+        SortKey("archived", "Archived", _datetime_key("archived_at"), "datetime"),
+    ]
+}
+
+
+def session_list_page(
+    *, thread_filter: ThreadFilter, sort: Sort, cursor: Cursor | None, page_size: int
+) -> KeysetPage:
+    """Return one page of the sessions the filter selects, in `sort` order (one query)."""
+    queryset = session_list_filtered(thread_filter=thread_filter)
+    return keyset_page(queryset=queryset, sort=sort, cursor=cursor, page_size=page_size)
+
+
+def thread_list_page(
+    *, thread_filter: ThreadFilter, sort: Sort, cursor: Cursor | None, page_size: int
+) -> KeysetPage:
+    """Return one page of the threads the filter selects, with their sessions (one query)."""
+    queryset = thread_list_filtered(thread_filter=thread_filter).select_related("session")
+    return keyset_page(queryset=queryset, sort=sort, cursor=cursor, page_size=page_size)
+
+
+def queryset_count_capped(*, queryset: QuerySet, cap: int) -> int:
+    """Count the rows of `queryset`, stopping at `cap` + 1 so a large table costs little.
+
+    A result above `cap` means "more than cap".
+    """
+    return queryset.order_by()[: cap + 1].count()
+
+
+def agent_choices(*, model: type[Session] | type[Thread]) -> list[tuple[str, str]]:
+    """Return (filter value, label) pairs for the agents seen in snapshots of `model`.
+
+    The value is the agent id for saved agents and the name for inline agents, which
+    have no id; both are what `ThreadFilter.agent` matches.
+    """
+    # NOTE: DISTINCT reads the whole table on every page load; if it gets slow on
+    # large installs, cache the choices for a minute.
+    pairs = (
+        model.objects.exclude(agent_id__isnull=True, agent_name__isnull=True)
+        .order_by("agent_name", "agent_id")
+        .values_list("agent_id", "agent_name")
+        .distinct()[:MAX_CHOICES]
+    )
+    choices = []
+    for agent_id, agent_name in pairs:
+        if agent_id:
+            label = "%s (%s)" % (agent_name, agent_id) if agent_name else agent_id
+            choices.append((agent_id, label))
+        else:
+            choices.append((agent_name, "%s (inline)" % agent_name))
+    return choices
+
+
+def model_choices(*, model: type[Session] | type[Thread]) -> list[str]:
+    """Return the distinct model ids seen in snapshots of `model`, sorted."""
+    return list(
+        model.objects.exclude(model__isnull=True)
+        .exclude(model="")
+        .order_by("model")
+        .values_list("model", flat=True)
+        .distinct()[:MAX_CHOICES]
+    )
+
+
+# ---------------------------------------------------------------------------
+# Detail pages
+# ---------------------------------------------------------------------------
+
+
+def session_get(*, session_id: str) -> Session:
+    """Return the session snapshot; raises Session.DoesNotExist for an unknown id."""
+    return Session.objects.get(id=session_id)
+
+
+def thread_get(*, session_id: str, thread_id: str) -> Thread:
+    """Return the thread snapshot with its session and parent loaded.
+
+    Raises Thread.DoesNotExist when the id is unknown or belongs to another session.
+    """
+    return Thread.objects.select_related("session", "parent").get(id=thread_id, session_id=session_id)
+
+
+def thread_children(*, thread: Thread) -> list[Thread]:
+    return list(Thread.objects.filter(parent_id=thread.id).order_by("created_at", "id"))
+
+
+@dataclass(frozen=True)
+class ThreadTreeRow:
+    thread: Thread
+    depth: int
+
+
+@dataclass(frozen=True)
+class ThreadTree:
+    """A session's threads in depth-first order, and their summed usage.
+
+    Sums cover the threads whose usage is known; `*_known` says how many that was.
+    """
+
+    rows: list[ThreadTreeRow]
+    total_tokens: int | None
+    list_cost_amount: int | None
+    list_cost_known: int
+    active_seconds: float | None
+
+
+def session_thread_tree(*, session: Session) -> ThreadTree:
+    """Return the session's thread tree, built from one query.
+
+    Roots are the primary thread and any thread whose parent is not stored (the API no
+    longer returns it, or it was not synced yet), so no thread is left out. A parent
+    chain that loops is cut where it returns to a thread already placed.
+    """
+    threads = list(Thread.objects.filter(session_id=session.id).order_by("created_at", "id"))
+
+    by_id = {thread.id: thread for thread in threads}
+    children: dict[str, list[Thread]] = {}
+    roots: list[Thread] = []
+    for thread in threads:
+        if thread.parent_id and thread.parent_id in by_id and thread.parent_id != thread.id:
+            children.setdefault(thread.parent_id, []).append(thread)
+        else:
+            roots.append(thread)
+    roots.sort(key=lambda thread: (not thread.is_primary,))
+
+    rows: list[ThreadTreeRow] = []
+    placed: set[str] = set()
+    stack = [(root, 0) for root in reversed(roots)]
+    while stack:
+        thread, depth = stack.pop()
+        if thread.id in placed:
+            continue
+        placed.add(thread.id)
+        rows.append(ThreadTreeRow(thread=thread, depth=depth))
+        for child in reversed(children.get(thread.id, [])):
+            stack.append((child, depth + 1))
+    # Threads only reachable through a loop get no root above; list them flat.
+    rows.extend(ThreadTreeRow(thread=thread, depth=0) for thread in threads if thread.id not in placed)
+
+    return ThreadTree(
+        rows=rows,
+        total_tokens=_sum_known(thread.total_tokens for thread in threads),
+        list_cost_amount=_sum_known(thread.list_cost_amount for thread in threads),
+        list_cost_known=sum(1 for thread in threads if thread.list_cost_amount is not None),
+        active_seconds=_sum_known(thread.active_seconds for thread in threads),
+    )
+
+
+def _sum_known(values):
+    known = [value for value in values if value is not None]
+    return sum(known) if known else None
+
+
+def thread_refresh_run_finished(*, thread_id: str, since: datetime) -> SyncRun | None:
+    """Return the newest finished one-thread sync run for the thread started at or after `since`."""
+    return (
+        SyncRun.objects.filter(
+            kind=SyncRunKind.THREAD, target_id=thread_id, started_at__gte=since, finished_at__isnull=False
+        )
+        .order_by("-started_at")
+        .first()
+    )

@@ -7,9 +7,44 @@ from it. A record the SDK's models reject is still stored, with `parse_error` sa
 why, and its columns hold what could be read.
 """
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+
+# Sort keys of the browse lists (threads/selectors.py) and their indexes: a missing
+# value sorts below every real one. The expressions must stay equal to the selectors'
+# for PostgreSQL to use these indexes.
+SORT_EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _sort_index(name: str, key) -> models.Index:
+    return models.Index(key, F("id"), name=name)
+
+
+def sort_key_datetime(column: str):
+    """Return the sort key of a nullable datetime column."""
+    return Coalesce(F(column), Value(SORT_EARLIEST))
+
+
+def sort_key_number(column: str):
+    return Coalesce(F(column), Value(-1))
+
+
+def sort_key_text(column: str):
+    return Coalesce(F(column), Value(""))
+
+
+def sort_key_total_tokens():
+    return (
+        Coalesce(F("input_tokens"), Value(0))
+        + Coalesce(F("output_tokens"), Value(0))
+        + Coalesce(F("cache_read_input_tokens"), Value(0))
+        + Coalesce(F("cache_creation_5m_input_tokens"), Value(0))
+        + Coalesce(F("cache_creation_1h_input_tokens"), Value(0))
+    )
 
 
 class SnapshotStatus(models.TextChoices):
@@ -129,6 +164,15 @@ class Session(SnapshotColumns):
             models.Index(fields=["updated_at", "id"], name="session_updated_id"),
             models.Index(fields=["status", "created_at"], name="session_status_created"),
             models.Index(fields=["agent_id", "created_at"], name="session_agent_created"),
+            _sort_index("session_sort_title", sort_key_text("title")),
+            _sort_index("session_sort_agent", sort_key_text("agent_name")),
+            _sort_index("session_sort_status", F("status")),
+            _sort_index("session_sort_created", sort_key_datetime("created_at")),
+            _sort_index("session_sort_updated", sort_key_datetime("updated_at")),
+            _sort_index("session_sort_threads", F("thread_count")),
+            _sort_index("session_sort_tokens", sort_key_total_tokens()),
+            _sort_index("session_sort_cost", sort_key_number("list_cost_amount")),
+            _sort_index("session_sort_archived", sort_key_datetime("archived_at")),
         ]
 
     def __str__(self) -> str:
@@ -173,6 +217,15 @@ class Thread(SnapshotColumns):
             models.Index(fields=["status", "created_at"], name="thread_status_created"),
             models.Index(fields=["agent_id", "created_at"], name="thread_agent_created"),
             models.Index(fields=["model", "created_at"], name="thread_model_created"),
+            _sort_index("thread_sort_agent", sort_key_text("agent_name")),
+            _sort_index("thread_sort_model", sort_key_text("model")),
+            _sort_index("thread_sort_status", F("status")),
+            _sort_index("thread_sort_created", sort_key_datetime("created_at")),
+            _sort_index("thread_sort_updated", sort_key_datetime("updated_at")),
+            _sort_index("thread_sort_tokens", sort_key_total_tokens()),
+            _sort_index("thread_sort_cost", sort_key_number("list_cost_amount")),
+            _sort_index("thread_sort_active", sort_key_number("active_seconds")),
+            _sort_index("thread_sort_archived", sort_key_datetime("archived_at")),
         ]
 
     def __str__(self) -> str:
