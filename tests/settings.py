@@ -1,18 +1,21 @@
 """Settings for the test run: the project's settings with safe test defaults.
 
-The variables CI sets (DATABASE_URL, REDIS_URL) pass through untouched; the API
-base URL is pointed at an emulator that the fixtures start on a free port.
+The variables CI sets (DATABASE_URL, REDIS_URL) pass through untouched; fixtures
+point the API base URL at an emulator they start on a free port.
 """
 
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789abcdef")
-os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-emulator")
-os.environ.setdefault("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
 os.environ.setdefault("DASHBOARD_VAR_DIR", "/tmp/thread-dashboard-tests")
 
 from dashboard.settings import *  # noqa: E402,F403
 
+# Set here, not in os.environ: the real-API contract tests read the environment to
+# decide whether to run. Fixtures point the client at an emulator; until one does,
+# calls go to a closed port instead of the real API.
+ANTHROPIC_API_KEY = "sk-ant-emulator"
+ANTHROPIC_BASE_URL = "http://127.0.0.1:9"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A test must not wait a minute on an unreachable API.
 ANTHROPIC_READ_TIMEOUT_SECONDS = 5.0
