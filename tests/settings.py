@@ -11,11 +11,11 @@ os.environ.setdefault("DASHBOARD_VAR_DIR", "/tmp/thread-dashboard-tests")
 
 from dashboard.settings import *  # noqa: E402,F403
 
-# Set here, not in os.environ: the real-API contract tests read the environment to
-# decide whether to run. Fixtures point the client at an emulator; until one does,
-# calls go to a closed port instead of the real API.
-ANTHROPIC_API_KEY = "sk-ant-emulator"
-ANTHROPIC_BASE_URL = "http://127.0.0.1:9"
+# Not taken from ANTHROPIC_*: the real-API contract tests read those to decide whether
+# to run. Fixtures point the client at an emulator, and worker processes receive its
+# address in TEST_ANTHROPIC_*; until then calls go to a closed port, never the real API.
+ANTHROPIC_API_KEY = os.environ.get("TEST_ANTHROPIC_API_KEY", "sk-ant-emulator")
+ANTHROPIC_BASE_URL = os.environ.get("TEST_ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A test must not wait a minute on an unreachable API.
 ANTHROPIC_READ_TIMEOUT_SECONDS = 5.0

@@ -111,8 +111,8 @@ def celery_worker_factory(transactional_db, api_settings, redis_url, tmp_path):
             DJANGO_SETTINGS_MODULE="tests.settings",
             DATABASE_URL=database_url_for_test_database(),
             REDIS_URL=redis_url,
-            ANTHROPIC_BASE_URL=api_settings.ANTHROPIC_BASE_URL,
-            ANTHROPIC_API_KEY=api_settings.ANTHROPIC_API_KEY,
+            TEST_ANTHROPIC_BASE_URL=api_settings.ANTHROPIC_BASE_URL,
+            TEST_ANTHROPIC_API_KEY=api_settings.ANTHROPIC_API_KEY,
             PYTHONUNBUFFERED="1",
         )
         env.update(extra_env or {})
