@@ -76,7 +76,7 @@ def _usage_aggregates() -> dict:
 class UsageParams:
     """The usage page's validated query parameters.
 
-    `thread_filter` already holds the dates the period resolves to, so links built
+    `thread_filter` already contains the dates the period resolves to, so links built
     from it select exactly the threads the page sums.
     """
 
@@ -135,8 +135,8 @@ def usage_totals(*, thread_filter: ThreadFilter) -> dict:
 def usage_session_totals(*, thread_filter: ThreadFilter) -> dict:
     """Return the sessions' own usage next to the sum over all their threads.
 
-    Covers every session that holds at least one selected thread, whole: threads the
-    filter leaves out count in both figures. The session figure includes session
+    Covers every session that contains at least one selected thread. Such a session
+    counts whole, so threads the filter leaves out count in both figures. The session figure includes session
     runtime and is rounded once, so it differs from the thread sum; it is the
     authoritative cost. Keys: `session_*` for the sessions' own figures,
     `threads_*` for the sums over their threads.
@@ -300,7 +300,7 @@ def usage_top_threads(
 def usage_top_sessions(*, thread_filter: ThreadFilter, by: str, limit: int = TOP_PAGE_ROWS) -> list[dict]:
     """Return the sessions with the most tokens or cost by their own, authoritative figures.
 
-    Ranks every session that holds at least one selected thread. Each item has
+    Ranks every session that contains at least one selected thread. Each item has
     `session` and `all_threads` (sums over all of the session's threads), so a page
     can show both figures. Three queries.
     """
@@ -362,7 +362,7 @@ class ThreadTreeUsage:
     """Usage sums over a thread and all its descendants.
 
     Token, cost and time fields are None when no thread in the tree has reported
-    them. `list_cost_amount` is in minor units (cents); it is a sum of thread
+    them. `list_cost_amount` is in minor units (cents). It is a sum of thread
     figures, so it leaves out session runtime and differs from the session's own
     list cost by rounding.
     """

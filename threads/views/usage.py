@@ -119,7 +119,7 @@ def thread_list_query(params: UsageParams, **narrow) -> str:
     The list is sorted like the page: most tokens first when the page sorts by
     tokens, else most expensive first.
     The dates are the period's resolved dates, so the list shows exactly the threads
-    a row sums; `archived` is always written because the two pages default differently.
+    a row sums. `archived` is always written because the two pages default differently.
     """
     query = params.thread_filter.as_query()
     query["archived"] = params.thread_filter.archived

@@ -3,7 +3,7 @@
 Inserts synthetic session and thread snapshots (PostgreSQL COPY, or bulk_create in
 batches of 10,000 elsewhere), times each selector, prints a table with the ratio
 between the two sizes, and deletes what it inserted. Run it on a database of its own:
-it refuses to start when the database already holds snapshots.
+it stops with an error when the database already contains snapshots.
 """
 
 import random
@@ -61,7 +61,7 @@ class Command(BaseCommand):
             or Session.objects.exclude(id__startswith=ID_PREFIX).exists()
         ):
             raise CommandError(
-                "The database %r already holds snapshots. Run the benchmark on a database of its own, "
+                "The database %r already contains snapshots. Run the benchmark on a database of its own, "
                 "for example DATABASE_URL=postgresql://postgres@127.0.0.1:5432/h_usage_bench."
                 % connection.settings_dict["NAME"]
             )
