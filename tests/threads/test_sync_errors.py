@@ -40,7 +40,7 @@ def test_sync_429_pauses_and_finishes(emulator):
     assert time.monotonic() - started >= 1.0
 
 
-def test_sync_emulator_rate_limit_run_finishes(emulator_factory, settings, sync_settings):
+def test_sync_emulator_rate_limit_run_finishes(emulator_factory, settings):
     limited = emulator_factory("--sessions", "15", "--rate-limit", "20")
     settings.ANTHROPIC_BASE_URL = limited.base_url
     settings.ANTHROPIC_MAX_RETRIES = 5
