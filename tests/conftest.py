@@ -23,6 +23,8 @@ def pytest_collection_modifyitems(config, items):
         reason="needs PostgreSQL: set DATABASE_URL=postgresql://postgres@127.0.0.1:5432/dashboard"
     )
     skip_redis = pytest.mark.skip(reason="needs Redis: set REDIS_URL=redis://127.0.0.1:6379/1")
+    has_chromium = os.path.exists("/usr/bin/chromium")
+    skip_browser = pytest.mark.skip(reason="needs Debian's chromium at /usr/bin/chromium: apt-get install chromium")
 
     for item in items:
         needs_postgres = "postgres" in item.keywords or "worker" in item.keywords
@@ -31,6 +33,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_postgres)
         elif needs_redis and not has_redis:
             item.add_marker(skip_redis)
+        elif "browser" in item.keywords and not has_chromium:
+            item.add_marker(skip_browser)
 
 
 @pytest.fixture(autouse=True)

@@ -116,14 +116,15 @@ def cursor_decode(*, token: str, sort: Sort) -> Cursor:
         ) from exc
 
     try:
-        direction, raw_value, row_id = payload["d"], payload["v"], payload["i"]
-        if payload["s"] != sort.param:
-            raise InvalidCursorError("The page link belongs to another sort order. Showing the first page.")
+        made_for, direction, raw_value, row_id = payload["s"], payload["d"], payload["v"], payload["i"]
         if direction not in (NEXT, PREVIOUS) or not isinstance(row_id, str):
             raise ValueError(direction)
         value = _cursor_value_parse(raw_value, kind=sort.key.kind)
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidCursorError("The page link is malformed. Showing the first page.") from exc
+
+    if made_for != sort.param:
+        raise InvalidCursorError("The page link belongs to another sort order. Showing the first page.")
     return Cursor(sort=sort.param, direction=direction, value=value, row_id=row_id)
 
 

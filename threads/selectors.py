@@ -12,6 +12,7 @@ from threads.filters import ThreadFilter
 from threads.models import Session, SyncRun, SyncRunKind, Thread
 from threads.models.snapshots import (
     sort_key_datetime,
+    sort_key_float,
     sort_key_number,
     sort_key_text,
     sort_key_total_tokens,
@@ -93,6 +94,10 @@ def _number_key(column: str):
     return lambda: sort_key_number(column)
 
 
+def _float_key(column: str):
+    return lambda: sort_key_float(column)
+
+
 def _text_key(column: str):
     return lambda: sort_key_text(column)
 
@@ -126,7 +131,7 @@ THREAD_SORT_KEYS = {
         SortKey("updated", "Updated", _datetime_key("updated_at"), "datetime"),
         SortKey("tokens", "Tokens", sort_key_total_tokens, "number"),
         SortKey("cost", "List cost", _number_key("list_cost_amount"), "number"),
-        SortKey("active", "Active", _number_key("active_seconds"), "number"),
+        SortKey("active", "Active", _float_key("active_seconds"), "number"),
         SortKey("archived", "Archived", _datetime_key("archived_at"), "datetime"),
     ]
 }

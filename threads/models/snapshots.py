@@ -33,8 +33,12 @@ def sort_key_number(column: str):
     return Coalesce(F(column), Value(-1))
 
 
+def sort_key_float(column: str):
+    return Coalesce(F(column), Value(-1.0))
+
+
 def sort_key_text(column: str):
-    return Coalesce(F(column), Value(""))
+    return Coalesce(F(column), Value(""), output_field=models.TextField())
 
 
 def sort_key_total_tokens():
@@ -224,7 +228,7 @@ class Thread(SnapshotColumns):
             _sort_index("thread_sort_updated", sort_key_datetime("updated_at")),
             _sort_index("thread_sort_tokens", sort_key_total_tokens()),
             _sort_index("thread_sort_cost", sort_key_number("list_cost_amount")),
-            _sort_index("thread_sort_active", sort_key_number("active_seconds")),
+            _sort_index("thread_sort_active", sort_key_float("active_seconds")),
             _sort_index("thread_sort_archived", sort_key_datetime("archived_at")),
         ]
 
