@@ -34,17 +34,29 @@ def test_session_filter_status_alone():
 
 
 def test_session_filters_combined():
-    match = SessionFactory(status="idle", agent_id="agent_a", model="m1", created_at=BASE, title="Quarterly report")
+    match = SessionFactory(
+        status="idle", agent_id="agent_a", model="m1", created_at=BASE, title="Quarterly report"
+    )
     SessionFactory(status="idle", agent_id="agent_a", model="m2", created_at=BASE, title="Quarterly report")
-    SessionFactory(status="running", agent_id="agent_a", model="m1", created_at=BASE, title="Quarterly report")
+    SessionFactory(
+        status="running", agent_id="agent_a", model="m1", created_at=BASE, title="Quarterly report"
+    )
     SessionFactory(status="idle", agent_id="agent_b", model="m1", created_at=BASE, title="Quarterly report")
-    SessionFactory(status="idle", agent_id="agent_a", model="m1", created_at=BASE - timedelta(days=5), title="Quarterly")
-    SessionFactory(status="idle", agent_id="agent_a", model="m1", created_at=BASE, title="Other", search_text="other")
+    SessionFactory(
+        status="idle", agent_id="agent_a", model="m1", created_at=BASE - timedelta(days=5), title="Quarterly"
+    )
+    SessionFactory(
+        status="idle", agent_id="agent_a", model="m1", created_at=BASE, title="Other", search_text="other"
+    )
     for session in selectors.Session.objects.exclude(title="Other"):
         session.search_text = session.title.lower()
         session.save()
     thread_filter = ThreadFilter(
-        statuses=("idle",), agent="agent_a", model="m1", created_from=date(2026, 2, 28), created_to=date(2026, 3, 1),
+        statuses=("idle",),
+        agent="agent_a",
+        model="m1",
+        created_from=date(2026, 2, 28),
+        created_to=date(2026, 3, 1),
         q="quarterly",
     )
     assert list(selectors.session_list_filtered(thread_filter=thread_filter)) == [match]
@@ -55,7 +67,10 @@ def test_session_filter_archived_choices():
     archived = SessionFactory(archived_at=BASE)
     assert set(selectors.session_list_filtered(thread_filter=ThreadFilter(archived="no"))) == {live}
     assert set(selectors.session_list_filtered(thread_filter=ThreadFilter(archived="yes"))) == {archived}
-    assert set(selectors.session_list_filtered(thread_filter=ThreadFilter(archived="all"))) == {live, archived}
+    assert set(selectors.session_list_filtered(thread_filter=ThreadFilter(archived="all"))) == {
+        live,
+        archived,
+    }
 
 
 def test_thread_filter_kind():
@@ -81,8 +96,11 @@ def test_session_sort_each_column_pages_all_rows(sort_name):
         )
     for sort_param in (sort_name, "-" + sort_name):
         pages, _ = walk_pages(
-            list_page=selectors.session_list_page, thread_filter=ThreadFilter(archived="all"),
-            sort_param=sort_param, sort_keys=selectors.SESSION_SORT_KEYS, page_size=2,
+            list_page=selectors.session_list_page,
+            thread_filter=ThreadFilter(archived="all"),
+            sort_param=sort_param,
+            sort_keys=selectors.SESSION_SORT_KEYS,
+            page_size=2,
         )
         ids = [row_id for page in pages for row_id in page]
         sort = sort_parse(value=sort_param, keys=selectors.SESSION_SORT_KEYS, default="-created")
@@ -99,13 +117,20 @@ def test_thread_sort_each_column_pages_all_rows(sort_name):
     primary = ThreadFactory(created_at=BASE)
     for index in range(6):
         ThreadFactory(
-            session=primary.session, parent=primary, agent_name="agent %d" % (index % 2),
-            model=None if index == 2 else "m%d" % (index % 3), created_at=BASE + timedelta(minutes=index % 3),
-            active_seconds=None if index == 4 else float(index % 2), list_cost_amount=None if index == 1 else 5,
+            session=primary.session,
+            parent=primary,
+            agent_name="agent %d" % (index % 2),
+            model=None if index == 2 else "m%d" % (index % 3),
+            created_at=BASE + timedelta(minutes=index % 3),
+            active_seconds=None if index == 4 else float(index % 2),
+            list_cost_amount=None if index == 1 else 5,
         )
     pages, _ = walk_pages(
-        list_page=selectors.thread_list_page, thread_filter=ThreadFilter(archived="all"),
-        sort_param="-" + sort_name, sort_keys=selectors.THREAD_SORT_KEYS, page_size=3,
+        list_page=selectors.thread_list_page,
+        thread_filter=ThreadFilter(archived="all"),
+        sort_param="-" + sort_name,
+        sort_keys=selectors.THREAD_SORT_KEYS,
+        page_size=3,
     )
     ids = [row_id for page in pages for row_id in page]
     assert sorted(ids) == sorted(selectors.Thread.objects.values_list("id", flat=True))
@@ -116,8 +141,11 @@ def test_keyset_ties_neither_repeat_nor_skip():
     for _ in range(25):
         SessionFactory(created_at=BASE)
     pages, _ = walk_pages(
-        list_page=selectors.session_list_page, thread_filter=ThreadFilter(), sort_param="-created",
-        sort_keys=selectors.SESSION_SORT_KEYS, page_size=4,
+        list_page=selectors.session_list_page,
+        thread_filter=ThreadFilter(),
+        sort_param="-created",
+        sort_keys=selectors.SESSION_SORT_KEYS,
+        page_size=4,
     )
     ids = [row_id for page in pages for row_id in page]
     assert len(ids) == 25
@@ -131,10 +159,15 @@ def test_keyset_previous_returns_same_page():
     sort = sort_parse(value="-created", keys=selectors.SESSION_SORT_KEYS, default="-created")
     first = selectors.session_list_page(thread_filter=ThreadFilter(), sort=sort, cursor=None, page_size=3)
     second = selectors.session_list_page(
-        thread_filter=ThreadFilter(), sort=sort, cursor=cursor_decode(token=first.next_cursor, sort=sort), page_size=3
+        thread_filter=ThreadFilter(),
+        sort=sort,
+        cursor=cursor_decode(token=first.next_cursor, sort=sort),
+        page_size=3,
     )
     back = selectors.session_list_page(
-        thread_filter=ThreadFilter(), sort=sort, cursor=cursor_decode(token=second.previous_cursor, sort=sort),
+        thread_filter=ThreadFilter(),
+        sort=sort,
+        cursor=cursor_decode(token=second.previous_cursor, sort=sort),
         page_size=3,
     )
     assert [row.id for row in back.rows] == [row.id for row in first.rows]
@@ -147,8 +180,11 @@ def test_keyset_deep_page_reaches_last_rows():
     for index in range(60):
         SessionFactory(created_at=BASE + timedelta(minutes=index))
     pages, last = walk_pages(
-        list_page=selectors.session_list_page, thread_filter=ThreadFilter(), sort_param="created",
-        sort_keys=selectors.SESSION_SORT_KEYS, page_size=5,
+        list_page=selectors.session_list_page,
+        thread_filter=ThreadFilter(),
+        sort_param="created",
+        sort_keys=selectors.SESSION_SORT_KEYS,
+        page_size=5,
     )
     assert len(pages) == 12
     assert last.next_cursor is None
@@ -167,13 +203,21 @@ def test_thread_tree_nests_any_depth():
     child = ThreadFactory(session=primary.session, parent=primary, created_at=BASE + timedelta(minutes=1))
     grandchild = ThreadFactory(session=primary.session, parent=child, created_at=BASE + timedelta(minutes=2))
     sibling = ThreadFactory(session=primary.session, parent=primary, created_at=BASE + timedelta(minutes=3))
-    orphan = ThreadFactory(session=primary.session, parent_id="sthr_missing", is_primary=False,
-                           created_at=BASE + timedelta(minutes=4))
+    orphan = ThreadFactory(
+        session=primary.session,
+        parent_id="sthr_missing",
+        is_primary=False,
+        created_at=BASE + timedelta(minutes=4),
+    )
 
     tree = selectors.session_thread_tree(session=primary.session)
 
     assert [(row.thread.id, row.depth) for row in tree.rows] == [
-        (primary.id, 0), (child.id, 1), (grandchild.id, 2), (sibling.id, 1), (orphan.id, 0),
+        (primary.id, 0),
+        (child.id, 1),
+        (grandchild.id, 2),
+        (sibling.id, 1),
+        (orphan.id, 0),
     ]
     assert tree.total_tokens == 5 * 1100
     assert tree.list_cost_amount == 50

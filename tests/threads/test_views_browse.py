@@ -15,7 +15,7 @@ from tests.factories import SessionFactory, ThreadFactory
 pytestmark = pytest.mark.django_db
 
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
-HOSTILE = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>']
+HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
 
 @pytest.fixture
@@ -87,10 +87,22 @@ def test_session_list_cost_pending_never_zero(viewer):
     ],
 )
 def test_session_list_filters(viewer, query, expected, excluded):
-    SessionFactory(title="Running one", status="running", agent_id="agent_a", model="m1", created_at=BASE,
-                   search_text="running one team-blue")
-    SessionFactory(title="Idle one", status="idle", agent_id="agent_b", model="m2", created_at=BASE + timedelta(days=2),
-                   search_text="idle one")
+    SessionFactory(
+        title="Running one",
+        status="running",
+        agent_id="agent_a",
+        model="m1",
+        created_at=BASE,
+        search_text="running one team-blue",
+    )
+    SessionFactory(
+        title="Idle one",
+        status="idle",
+        agent_id="agent_b",
+        model="m2",
+        created_at=BASE + timedelta(days=2),
+        search_text="idle one",
+    )
     SessionFactory(title="Archived one", archived_at=BASE, search_text="archived one")
     body = viewer.get(reverse("threads:session-list") + "?" + query).content.decode()
     assert expected in body
@@ -104,8 +116,9 @@ def test_thread_list_kind_filter(viewer):
     assert primary.id not in body
 
 
-@pytest.mark.parametrize("sort", ["title", "-agent", "status", "-created", "updated", "-threads", "tokens", "-cost",
-                                  "archived"])
+@pytest.mark.parametrize(
+    "sort", ["title", "-agent", "status", "-created", "updated", "-threads", "tokens", "-cost", "archived"]
+)
 def test_session_list_sorts_by_column(viewer, sort):
     for index in range(3):
         SessionFactory(title="Session %d" % index, created_at=BASE + timedelta(hours=index))
@@ -181,8 +194,15 @@ def test_hostile_strings_escaped(viewer, payload):
     primary = ThreadFactory(
         session=SessionFactory(title=payload, metadata={payload: payload}, raw={"agent": {"name": payload}}),
         agent_name=payload,
-        raw={"agent": {"type": "agent", "name": payload, "system": payload, "tools": [
-            {"type": "custom", "name": payload, "description": payload}]}, "usage": {}},
+        raw={
+            "agent": {
+                "type": "agent",
+                "name": payload,
+                "system": payload,
+                "tools": [{"type": "custom", "name": payload, "description": payload}],
+            },
+            "usage": {},
+        },
     )
     urls = [
         reverse("threads:session-list"),
@@ -198,7 +218,9 @@ def test_hostile_strings_escaped(viewer, payload):
 
 def test_parse_error_and_gone_shown(viewer):
     primary = ThreadFactory(parse_error="status: unexpected value 'paused'", gone_at=BASE, status="paused")
-    body = viewer.get(reverse("threads:thread-detail", args=[primary.session_id, primary.id])).content.decode()
+    body = viewer.get(
+        reverse("threads:thread-detail", args=[primary.session_id, primary.id])
+    ).content.decode()
     assert "did not match the expected API shape" in body
     assert "status: unexpected value" in body
     assert "The API no longer returns this thread" in body
@@ -207,18 +229,34 @@ def test_parse_error_and_gone_shown(viewer):
 
 def test_thread_detail_agent_variants(viewer):
     primary = ThreadFactory(raw={"agent": {"type": "agent", "id": "agent_x", "version": 4, "name": "Lead"}})
-    advisor = ThreadFactory(session=primary.session, parent=primary, agent_type="advisor", model="claude-opus-4-8", list_cost_amount=None,
-                            raw={"agent": {"type": "advisor", "model": "claude-opus-4-8"}, "usage": None})
-    inline = ThreadFactory(session=primary.session, parent=primary, agent_type="inline",
-                           raw={"agent": {"type": "inline", "name": "extract-worker"}})
+    advisor = ThreadFactory(
+        session=primary.session,
+        parent=primary,
+        agent_type="advisor",
+        model="claude-opus-4-8",
+        list_cost_amount=None,
+        raw={"agent": {"type": "advisor", "model": "claude-opus-4-8"}, "usage": None},
+    )
+    inline = ThreadFactory(
+        session=primary.session,
+        parent=primary,
+        agent_type="inline",
+        raw={"agent": {"type": "inline", "name": "extract-worker"}},
+    )
 
-    saved_body = viewer.get(reverse("threads:thread-detail", args=[primary.session_id, primary.id])).content.decode()
+    saved_body = viewer.get(
+        reverse("threads:thread-detail", args=[primary.session_id, primary.id])
+    ).content.decode()
     assert "agent_x" in saved_body
     assert "version 4" in saved_body
-    advisor_body = viewer.get(reverse("threads:thread-detail", args=[primary.session_id, advisor.id])).content.decode()
+    advisor_body = viewer.get(
+        reverse("threads:thread-detail", args=[primary.session_id, advisor.id])
+    ).content.decode()
     assert "advisor · claude-opus-4-8" in advisor_body
     assert "no usage yet" in advisor_body
-    inline_body = viewer.get(reverse("threads:thread-detail", args=[primary.session_id, inline.id])).content.decode()
+    inline_body = viewer.get(
+        reverse("threads:thread-detail", args=[primary.session_id, inline.id])
+    ).content.decode()
     assert "defined inline" in inline_body
 
 
@@ -293,8 +331,10 @@ def test_refresh_queues_task(viewer, redis_url, settings):
     import redis
 
     primary, _ = thread_pair()
-    response = viewer.post(reverse("threads:thread-refresh", args=[primary.session_id, primary.id]),
-                           headers={"HX-Request": "true"})
+    response = viewer.post(
+        reverse("threads:thread-refresh", args=[primary.session_id, primary.id]),
+        headers={"HX-Request": "true"},
+    )
     body = response.content.decode()
     assert 'hx-trigger="every 1s"' in body
     messages = redis.Redis.from_url(redis_url).lrange("celery", 0, -1)
@@ -319,8 +359,10 @@ def test_refresh_poll_stops_with_286(viewer):
 def test_events_error_is_plain_message(viewer, settings):
     primary, _ = thread_pair()
     settings.ANTHROPIC_BASE_URL = "http://127.0.0.1:9"
-    response = viewer.get(reverse("threads:thread-events", args=[primary.session_id, primary.id]),
-                          headers={"HX-Request": "true"})
+    response = viewer.get(
+        reverse("threads:thread-events", args=[primary.session_id, primary.id]),
+        headers={"HX-Request": "true"},
+    )
     body = response.content.decode()
     assert "could not be reached" in body
     assert "sk-ant" not in body
