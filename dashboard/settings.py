@@ -5,6 +5,7 @@ Every value that differs between machines comes from the environment through
 start-up with a message that names it.
 """
 
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -48,6 +49,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "threads",
 ]
 
@@ -220,12 +223,51 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # REST framework
 # ---------------------------------------------------------------------------
 
+# Requests per user to the REST API, e.g. "600/min"; the unit is s, min, hour or day.
+API_THROTTLE_RATE_PATTERN = r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)"
+API_THROTTLE_READ_RATE = env_str("API_THROTTLE_READ_RATE", "600/min")
+API_THROTTLE_WRITE_RATE = env_str("API_THROTTLE_WRITE_RATE", "60/min")
+for _name in ("API_THROTTLE_READ_RATE", "API_THROTTLE_WRITE_RATE"):
+    _rate = globals()[_name]
+    if not re.fullmatch(API_THROTTLE_RATE_PATTERN, _rate):
+        raise ImproperlyConfigured(
+            "%s must look like 600/min (a count per s, min, hour or day), got %r." % (_name, _rate)
+        )
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Per user: reads (GET, HEAD, OPTIONS) and writes are counted apart. The counters
+    # live in the default cache, so each process of the web server counts on its own.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "threads.api.throttling.ReadRateThrottle",
+        "threads.api.throttling.WriteRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "api_read": API_THROTTLE_READ_RATE,
+        "api_write": API_THROTTLE_WRITE_RATE,
+    },
+    "EXCEPTION_HANDLER": "threads.api.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI schema at /api/schema/ and its docs page at /api/docs/, both for logged-in
+# users only; Swagger UI and Redoc are served from drf-spectacular-sidecar's static files.
+# https://drf-spectacular.readthedocs.io/en/latest/settings.html
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Thread dashboard API",
+    "DESCRIPTION": "Read session and thread snapshots and usage, and run archive jobs.",
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # ---------------------------------------------------------------------------
