@@ -1,0 +1,81 @@
+"""The SDK client factory and its per-attempt middleware, against the emulator."""
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from threads.client import api_client, counting_api_calls
+from threads.rate_limit import Priority, get_rate_limiter
+
+
+def test_api_client_cached_per_priority(api_settings):
+    first = api_client(priority=Priority.BACKGROUND)
+
+    assert api_client(priority=Priority.BACKGROUND) is first
+    assert api_client(priority=Priority.INTERACTIVE) is not first
+
+
+def test_api_client_requires_key(settings):
+    settings.ANTHROPIC_API_KEY = None
+
+    with pytest.raises(ImproperlyConfigured, match="ANTHROPIC_API_KEY is not set"):
+        api_client(priority=Priority.BACKGROUND)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_counting_api_calls_counts_retries(api_settings, emulator):
+    emulator.force(500, 2)
+
+    with counting_api_calls() as counter:
+        api_client(priority=Priority.BACKGROUND).beta.sessions.list(limit=1)
+
+    assert counter.calls == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_counting_api_calls_counts_429(api_settings, emulator):
+    emulator.force(429, 1)
+
+    with counting_api_calls() as counter:
+        api_client(priority=Priority.BACKGROUND).beta.sessions.list(limit=1)
+
+    assert counter.calls == 2
+    assert counter.rate_limited == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_client_429_pauses_limiter(api_settings, emulator):
+    import anthropic
+
+    emulator.force(429, 1)
+    with pytest.raises(anthropic.RateLimitError):
+        api_client(priority=Priority.BACKGROUND, max_retries=0).beta.sessions.list(limit=1)
+    limiter = get_rate_limiter()
+
+    taken, wait = limiter.store.try_take(limiter.config, 0)
+
+    # The emulator's 429 carries retry-after: 1.
+    assert not taken
+    assert 0.5 < wait <= 1.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_client_logs_request_id(api_settings, emulator, caplog):
+    caplog.set_level("DEBUG", logger="threads.client")
+
+    api_client(priority=Priority.BACKGROUND).beta.sessions.list(limit=1)
+
+    record = next(r for r in caplog.records if r.getMessage() == "API response")
+    assert record.request_id.startswith("req_")
+    assert record.status == 200
+    assert record.priority == "background"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_client_logs_no_api_key(api_settings, emulator, caplog):
+    caplog.set_level("DEBUG")
+    emulator.force(500, 3)
+
+    with pytest.raises(Exception):
+        api_client(priority=Priority.BACKGROUND).beta.sessions.list(limit=1)
+
+    assert api_settings.ANTHROPIC_API_KEY not in caplog.text

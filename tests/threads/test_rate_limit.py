@@ -1,0 +1,137 @@
+"""The shared token bucket, on the database store and on Redis."""
+
+import threading
+import time
+
+import pytest
+
+from threads.rate_limit import (
+    BucketConfig,
+    DatabaseBucketStore,
+    Priority,
+    RateLimiter,
+    RateLimitWaitTimeout,
+    RedisBucketStore,
+)
+
+# Worker threads use their own connections, so the bucket row must be committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(params=["database", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request):
+    """A fresh bucket store of each kind."""
+    if request.param == "database":
+        return DatabaseBucketStore()
+
+    store = RedisBucketStore(request.getfixturevalue("redis_url"))
+    store.reset()
+    return store
+
+
+def _limiter(store, *, rate: float, burst: int) -> RateLimiter:
+    return RateLimiter(store=store, config=BucketConfig(rate_per_second=rate, burst=burst))
+
+
+def _drain(limiter: RateLimiter, priority: Priority) -> int:
+    """Take tokens at this priority until none is free at once; return how many."""
+    taken = 0
+    while True:
+        ok, _ = limiter.store.try_take(limiter.config, limiter.config.reserve_for(priority))
+        if not ok:
+            return taken
+        taken += 1
+
+
+def test_rate_limit_reserves_by_priority(store):
+    limiter = _limiter(store, rate=0.01, burst=10)
+
+    background = _drain(limiter, Priority.BACKGROUND)
+    bulk = _drain(limiter, Priority.BULK)
+    interactive = _drain(limiter, Priority.INTERACTIVE)
+
+    # Reserves of 4 and 2 tokens out of 10.
+    assert background == 6
+    assert bulk == 2
+    assert interactive == 2
+
+
+def test_rate_limit_interactive_served_while_bulk_waits(store):
+    limiter = _limiter(store, rate=2.0, burst=10)
+    _drain(limiter, Priority.BULK)
+    bulk_done = threading.Event()
+
+    def bulk_call():
+        from django.db import connections
+
+        try:
+            limiter.acquire(priority=Priority.BULK, max_wait_seconds=30)
+            bulk_done.set()
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=bulk_call)
+    worker.start()
+    started = time.monotonic()
+    limiter.acquire(priority=Priority.INTERACTIVE, max_wait_seconds=5)
+    interactive_wait = time.monotonic() - started
+    interactive_first = not bulk_done.is_set()
+    worker.join(timeout=30)
+
+    assert interactive_wait < 0.2
+    assert interactive_first
+    assert bulk_done.is_set()
+
+
+def test_rate_limit_pause_blocks_every_priority(store):
+    limiter = _limiter(store, rate=100.0, burst=10)
+    limiter.pause(seconds=0.6)
+
+    started = time.monotonic()
+    limiter.acquire(priority=Priority.INTERACTIVE, max_wait_seconds=5)
+
+    assert time.monotonic() - started >= 0.5
+
+
+def test_rate_limit_pause_keeps_longer_pause(store):
+    limiter = _limiter(store, rate=100.0, burst=10)
+    limiter.pause(seconds=0.8)
+    limiter.pause(seconds=0.1)
+
+    started = time.monotonic()
+    limiter.acquire(priority=Priority.INTERACTIVE, max_wait_seconds=5)
+
+    assert time.monotonic() - started >= 0.7
+
+
+def test_rate_limit_rate_over_short_window(store):
+    limiter = _limiter(store, rate=20.0, burst=1)
+    _drain(limiter, Priority.INTERACTIVE)
+
+    started = time.monotonic()
+    for _ in range(10):
+        limiter.acquire(priority=Priority.INTERACTIVE, max_wait_seconds=5)
+    elapsed = time.monotonic() - started
+
+    # Ten tokens at 20 per second take about half a second; jitter adds up to 30%.
+    assert elapsed >= 0.45
+    assert elapsed < 1.5
+
+
+def test_rate_limit_wait_timeout_raised(store):
+    limiter = _limiter(store, rate=0.1, burst=1)
+    _drain(limiter, Priority.INTERACTIVE)
+
+    with pytest.raises(RateLimitWaitTimeout):
+        limiter.acquire(priority=Priority.INTERACTIVE, max_wait_seconds=0.5)
+
+
+@pytest.mark.redis
+def test_rate_limit_redis_shared_between_limiters(redis_url):
+    first = _limiter(RedisBucketStore(redis_url), rate=0.01, burst=5)
+    second = _limiter(RedisBucketStore(redis_url), rate=0.01, burst=5)
+
+    taken = _drain(first, Priority.INTERACTIVE)
+
+    assert taken == 5
+    assert _drain(second, Priority.INTERACTIVE) == 0
