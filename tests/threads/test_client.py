@@ -72,10 +72,12 @@ def test_api_client_logs_request_id(api_settings, emulator, caplog):
 
 @pytest.mark.django_db(transaction=True)
 def test_api_client_logs_no_api_key(api_settings, emulator, caplog):
+    import anthropic
+
     caplog.set_level("DEBUG")
     emulator.force(500, 3)
 
-    with pytest.raises(Exception):
+    with pytest.raises(anthropic.InternalServerError):
         api_client(priority=Priority.BACKGROUND).beta.sessions.list(limit=1)
 
     assert api_settings.ANTHROPIC_API_KEY not in caplog.text
