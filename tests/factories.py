@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import factory
 
-from threads.models import Session, SnapshotStatus, Thread
+from threads.models import ArchiveJob, ArchiveJobScope, Session, SnapshotStatus, Thread
 
 
 class SessionFactory(factory.django.DjangoModelFactory):
@@ -62,3 +62,13 @@ class ThreadFactory(factory.django.DjangoModelFactory):
     raw = factory.LazyAttribute(lambda thread: {"id": thread.id, "type": "session_thread"})
     raw_sha256 = "0" * 64
     fetched_at = factory.LazyFunction(lambda: datetime.now(UTC))
+
+
+class ArchiveJobFactory(factory.django.DjangoModelFactory):
+    """A confirmed archive job with no items, still in its grace period."""
+
+    class Meta:
+        model = ArchiveJob
+
+    scope = ArchiveJobScope.SELECTED
+    grace_until = factory.LazyFunction(lambda: datetime.now(UTC))

@@ -6,7 +6,6 @@ Reads need a logged-in user (a token or a session); every write also needs the
 """
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
@@ -71,6 +70,10 @@ from .serializers import (
 
 # The largest id PostgreSQL's bigint holds; a larger one in a URL cannot exist.
 MAX_JOB_ID = 2**63 - 1
+# API ids such as sesn_... and sthr_...; the URL takes any segment, the schema documents these.
+ID_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"}
+SESSION_ID_PARAMETER = OpenApiParameter("session_id", ID_SCHEMA, OpenApiParameter.PATH)
+THREAD_ID_PARAMETER = OpenApiParameter("thread_id", ID_SCHEMA, OpenApiParameter.PATH)
 
 
 class Conflict(APIException):
@@ -176,6 +179,7 @@ class SessionDetailView(APIView):
     @extend_schema(
         operation_id="sessions_retrieve",
         summary="Get a session with its thread tree",
+        parameters=[SESSION_ID_PARAMETER],
         responses={200: SessionDetailSerializer, **_errors(401, 404, 429)},
     )
     def get(self, request, session_id: str):
@@ -196,6 +200,7 @@ class ThreadDetailView(APIView):
     @extend_schema(
         operation_id="threads_retrieve",
         summary="Get a thread with usage summed over its descendants",
+        parameters=[SESSION_ID_PARAMETER, THREAD_ID_PARAMETER],
         responses={200: ThreadDetailSerializer, **_errors(401, 404, 429)},
     )
     def get(self, request, session_id: str, thread_id: str):
@@ -304,7 +309,10 @@ class UsageBreakdownView(APIView):
 # ---------------------------------------------------------------------------
 
 JOB_ID_PARAMETER = OpenApiParameter(
-    "job_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Archive job id."
+    "job_id",
+    {"type": "integer", "minimum": 1, "maximum": MAX_JOB_ID},
+    OpenApiParameter.PATH,
+    description="Archive job id.",
 )
 
 
