@@ -1,3 +1,12 @@
+from threads.models.archive import (
+    ArchiveAuditEntry,
+    ArchiveItem,
+    ArchiveItemState,
+    ArchiveJob,
+    ArchiveJobScope,
+    ArchiveJobStatus,
+    ArchiveOutcome,
+)
 from threads.models.rate_limit import RateLimitBucket
 from threads.models.snapshots import (
     AgentType,
@@ -9,6 +18,13 @@ from threads.models.sync import SyncRun, SyncRunKind, SyncRunStatus
 
 __all__ = [
     "AgentType",
+    "ArchiveAuditEntry",
+    "ArchiveItem",
+    "ArchiveItemState",
+    "ArchiveJob",
+    "ArchiveJobScope",
+    "ArchiveJobStatus",
+    "ArchiveOutcome",
     "RateLimitBucket",
     "Session",
     "SnapshotStatus",
