@@ -25,7 +25,7 @@ from threads.services.snapshot_parse import (
     snapshot_sha256,
     thread_record_parse,
 )
-from threads.services.snapshot_write import snapshot_batch_write
+from threads.services.snapshot_write import snapshot_batch_write, snapshot_candidate
 
 FIXTURES = Path("/work/shared/api/fixtures")
 HYPOTHESIS = settings(
@@ -71,9 +71,14 @@ def _fixture(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text())
 
 
+def _write(model, *snapshots):
+    candidates = [snapshot_candidate(snapshot) for snapshot in snapshots]
+    return snapshot_batch_write(model=model, candidates=candidates, fetched_at=timezone.now())
+
+
 def _write_thread(record: dict, session_id: str = "sesn_x"):
     snapshot = thread_record_parse(record=record, session_id=session_id)
-    snapshot_batch_write(model=Thread, snapshots=[snapshot], fetched_at=timezone.now())
+    _write(Thread, snapshot)
     return snapshot
 
 
@@ -146,11 +151,13 @@ def test_thread_write_generated_then_unchanged(seed):
     record = _thread_record(seed)
     now = timezone.now()
     snapshot = thread_record_parse(record=record, session_id=record["session_id"])
-    snapshot_batch_write(model=Thread, snapshots=[snapshot], fetched_at=now)
+    snapshot_batch_write(model=Thread, candidates=[snapshot_candidate(snapshot)], fetched_at=now)
 
     again = snapshot_batch_write(
         model=Thread,
-        snapshots=[thread_record_parse(record=record, session_id=record["session_id"])],
+        candidates=[
+            snapshot_candidate(thread_record_parse(record=record, session_id=record["session_id"]))
+        ],
         fetched_at=now,
     )
 
@@ -165,7 +172,7 @@ def test_session_write_generated_record(seed):
     record = _session_record(seed)
 
     snapshot = session_record_parse(record=record)
-    counts = snapshot_batch_write(model=Session, snapshots=[snapshot], fetched_at=timezone.now())
+    counts = _write(Session, snapshot)
 
     assert counts.created + counts.updated == 1
     assert Session.objects.get(id=record["id"]).raw_sha256 == snapshot_sha256(record)
@@ -431,7 +438,7 @@ def test_session_write_100kb_title_whole():
     record["title"] = "t" * 100_000
 
     snapshot = session_record_parse(record=record)
-    snapshot_batch_write(model=Session, snapshots=[snapshot], fetched_at=timezone.now())
+    _write(Session, snapshot)
 
     assert Session.objects.get(id=record["id"]).title == "t" * 100_000
 
@@ -444,7 +451,7 @@ def test_session_write_unstorable_characters(bad):
     record["metadata"] = {"note": bad}
 
     snapshot = session_record_parse(record=record)
-    snapshot_batch_write(model=Session, snapshots=[snapshot], fetched_at=timezone.now())
+    _write(Session, snapshot)
 
     stored = Session.objects.get(id=record["id"])
     replaced = bad.replace("\x00", "\ufffd").replace("\ud800", "\ufffd")
@@ -472,16 +479,11 @@ def test_thread_write_hostile_html_intact():
 def test_batch_write_counts_created_updated_unchanged():
     first = _fixture("thread_child.json")
     second = _fixture("thread_advisor.json")
-    now = timezone.now()
-    snapshot_batch_write(model=Thread, snapshots=[thread_record_parse(record=first)], fetched_at=now)
+    _write(Thread, thread_record_parse(record=first))
     changed = copy.deepcopy(first)
     changed["status"] = "running"
 
-    counts = snapshot_batch_write(
-        model=Thread,
-        snapshots=[thread_record_parse(record=changed), thread_record_parse(record=second)],
-        fetched_at=now,
-    )
+    counts = _write(Thread, thread_record_parse(record=changed), thread_record_parse(record=second))
 
     assert counts.created == 1
     assert counts.updated == 1
@@ -494,11 +496,7 @@ def test_batch_write_repeated_id_keeps_last():
     changed = copy.deepcopy(first)
     changed["status"] = "running"
 
-    counts = snapshot_batch_write(
-        model=Thread,
-        snapshots=[thread_record_parse(record=first), thread_record_parse(record=changed)],
-        fetched_at=timezone.now(),
-    )
+    counts = _write(Thread, thread_record_parse(record=first), thread_record_parse(record=changed))
 
     assert counts.created == 1
     assert counts.unchanged == 1
@@ -511,9 +509,7 @@ def test_batch_write_clears_gone_at():
     _write_thread(record)
     Thread.objects.filter(id=record["id"]).update(gone_at=timezone.now())
 
-    counts = snapshot_batch_write(
-        model=Thread, snapshots=[thread_record_parse(record=record)], fetched_at=timezone.now()
-    )
+    counts = _write(Thread, thread_record_parse(record=record))
 
     assert counts.updated == 1
     assert Thread.objects.get(id=record["id"]).gone_at is None
@@ -534,8 +530,10 @@ def test_batch_write_concurrent_upserts_same_ids():
 
     def write(_):
         try:
-            snapshots = [thread_record_parse(record=r) for r in records]
-            return snapshot_batch_write(model=Thread, snapshots=snapshots, fetched_at=timezone.now())
+            candidates = [snapshot_candidate(thread_record_parse(record=r)) for r in records]
+            return snapshot_batch_write(
+                model=Thread, candidates=candidates, fetched_at=timezone.now()
+            )
         finally:
             connections.close_all()
 

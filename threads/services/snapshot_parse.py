@@ -36,7 +36,12 @@ REPLACEMENT_CHARACTER = "\ufffd"
 
 # Characters that PostgreSQL cannot store in text or jsonb.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-_UNSTORABLE_ESCAPE = re.compile(r"\\u(0000|d[89a-f][0-9a-f]{2})")
+# NUL, or a surrogate escape that is not half of a pair (a pair is one valid character).
+_UNSTORABLE_ESCAPE = re.compile(
+    r"\\u0000"
+    r"|\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})"
+    r"|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}"
+)
 
 THREAD_AGENT_VARIANTS = {
     "agent": "BetaManagedAgentsSessionThreadAgent",

@@ -7,10 +7,11 @@ run as INSERT ... ON CONFLICT DO UPDATE, so concurrent writers of the same id do
 not fail.
 """
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
+from typing import Any
 
 from django.db import models
 
@@ -41,39 +42,65 @@ class WriteCounts:
         self.unchanged += other.unchanged
 
 
+@dataclass
+class SnapshotCandidate:
+    """A record to write: its id and hash up front, its columns parsed only if it changed.
+
+    `compared` holds the values of `COMPARED_COLUMNS` that the caller knows.
+    """
+
+    id: str
+    raw_sha256: str
+    parse: Callable[[], ParsedSnapshot]
+    compared: dict[str, Any] = field(default_factory=dict)
+
+
+def snapshot_candidate(snapshot: ParsedSnapshot) -> SnapshotCandidate:
+    """Wrap an already parsed snapshot with a usable id."""
+    return SnapshotCandidate(
+        id=snapshot.id,
+        raw_sha256=snapshot.values["raw_sha256"],
+        parse=lambda: snapshot,
+        compared=snapshot.values,
+    )
+
+
 def snapshot_batch_write(
     *,
     model: type[Session] | type[Thread],
-    snapshots: list[ParsedSnapshot],
+    candidates: list[SnapshotCandidate],
     fetched_at: datetime,
 ) -> WriteCounts:
-    """Upsert the snapshots that differ from their stored rows; return the counts.
+    """Parse and upsert the candidates that differ from their stored rows; return the counts.
 
-    Every snapshot must carry the same value keys and a usable id. A repeated id
-    keeps its last snapshot; the earlier ones count as unchanged.
+    Unchanged candidates are never parsed, which is most of the work of a re-run.
+    Every parsed snapshot must carry the same value keys. A repeated id keeps its last
+    candidate; the earlier ones count as unchanged.
     """
-    by_id = {snapshot.id: snapshot for snapshot in snapshots}
+    by_id = {candidate.id: candidate for candidate in candidates}
     compared = COMPARED_COLUMNS[model]
-    counts = WriteCounts(unchanged=len(snapshots) - len(by_id))
+    counts = WriteCounts(unchanged=len(candidates) - len(by_id))
     if not by_id:
         return counts
 
     stored = {
         row[0]: row[1:]
-        for row in model.objects.filter(pk__in=by_id).values_list("id", "raw_sha256", "gone_at", *compared)
+        for row in model.objects.filter(pk__in=by_id).values_list(
+            "id", "raw_sha256", "gone_at", *compared
+        )
     }
 
     changed = []
-    for snapshot_id, snapshot in by_id.items():
-        row = stored.get(snapshot_id)
-        if row is not None and _is_unchanged(row, snapshot, compared):
+    for candidate_id, candidate in by_id.items():
+        row = stored.get(candidate_id)
+        if row is not None and _is_unchanged(row, candidate, compared):
             counts.unchanged += 1
             continue
         if row is None:
             counts.created += 1
         else:
             counts.updated += 1
-        changed.append(snapshot)
+        changed.append(candidate.parse())
 
     if changed:
         _upsert(model=model, snapshots=changed, fetched_at=fetched_at)
@@ -97,12 +124,12 @@ def thread_mark_missing_gone(*, session_id: str, listed_ids: set[str], gone_at: 
     return snapshot_mark_gone(model=Thread, ids=missing, gone_at=gone_at)
 
 
-def _is_unchanged(row: tuple, snapshot: ParsedSnapshot, compared: tuple[str, ...]) -> bool:
+def _is_unchanged(row: tuple, candidate: SnapshotCandidate, compared: tuple[str, ...]) -> bool:
     raw_sha256, gone_at, *compared_values = row
-    if raw_sha256 != snapshot.values["raw_sha256"] or gone_at is not None:
+    if raw_sha256 != candidate.raw_sha256 or gone_at is not None:
         return False
     for column, stored_value in zip(compared, compared_values, strict=True):
-        if column in snapshot.values and snapshot.values[column] != stored_value:
+        if column in candidate.compared and candidate.compared[column] != stored_value:
             return False
     return True
 

@@ -30,11 +30,15 @@ from threads.rate_limit import Priority
 from threads.services.snapshot_parse import (
     ParsedSnapshot,
     session_record_parse,
+    snapshot_id_read,
+    snapshot_sha256,
     thread_record_parse,
 )
 from threads.services.snapshot_write import (
+    SnapshotCandidate,
     WriteCounts,
     snapshot_batch_write,
+    snapshot_candidate,
     snapshot_mark_gone,
     thread_mark_missing_gone,
 )
@@ -72,7 +76,8 @@ ProgressCallback = Callable[[int, int], None]
 class _SessionJob:
     """One session whose threads a worker lists and stores, then writes its row."""
 
-    snapshot: ParsedSnapshot
+    session_id: str
+    record: dict
 
 
 def sync_full(*, progress: ProgressCallback | None = None) -> SyncRun:
@@ -155,21 +160,22 @@ def _sessions_list_and_dispatch(
 
     def work(job: _SessionJob) -> None:
         try:
-            _session_threads_sync(client=client, snapshot=job.snapshot, state=state)
+            snapshot = session_record_parse(record=job.record)
+            _session_threads_sync(client=client, snapshot=snapshot, state=state)
         except Exception as exc:
             # A database error or a bug: record it against the session, keep the run going.
             logger.exception(
                 "Session sync crashed",
-                extra={"sync_run_id": state.run.pk, "session_id": job.snapshot.id},
+                extra={"sync_run_id": state.run.pk, "session_id": job.session_id},
             )
-            state.add_error(target=job.snapshot.id, exc=exc)
+            state.add_error(target=job.session_id, exc=exc)
             state.add_session_done()
 
     with SessionWorkerPool(concurrency=settings.SYNC_CONCURRENCY, work=work) as pool:
         try:
             for records in session_pages(client):
                 jobs = _session_page_triage(records=records, relist_all=full, state=state)
-                listed_ids.update(job.snapshot.id for job in jobs.relist)
+                listed_ids.update(job.session_id for job in jobs.relist)
                 listed_ids.update(jobs.unchanged_ids)
                 for job in jobs.relist:
                     pool.submit(job)
@@ -189,43 +195,51 @@ class _PageTriage:
 
 
 def _session_page_triage(*, records: list[Any], relist_all: bool, state: SyncState) -> _PageTriage:
-    """Parse one page of sessions and pick those whose threads must be listed."""
-    snapshots = [session_record_parse(record=record) for record in records]
-    storable = [snapshot for snapshot in snapshots if snapshot.id is not None]
-    for record, snapshot in zip(records, snapshots, strict=True):
-        if snapshot.id is None:
+    """Pick the sessions of one page whose threads must be listed.
+
+    Sessions are compared by the hash of their raw JSON, which covers `updated_at`;
+    only the sessions picked are parsed, later, by the workers.
+    """
+    hashed = []
+    for record in records:
+        session_id = snapshot_id_read(record)
+        if session_id is None:
+            snapshot = session_record_parse(record=record)
             state.add_unstorable(record=record, parse_error=snapshot.parse_error)
+        else:
+            hashed.append((session_id, snapshot_sha256(record), record))
 
     with database_turn():
         stored = {
             row[0]: row[1:]
-            for row in Session.objects.filter(pk__in=[s.id for s in storable]).values_list(
-                "id", "raw_sha256", "updated_at", "gone_at", "threads_synced_at"
+            for row in Session.objects.filter(pk__in=[item[0] for item in hashed]).values_list(
+                "id", "raw_sha256", "gone_at", "threads_synced_at"
             )
         }
 
     triage = _PageTriage(relist=[], unchanged_ids=[])
-    for snapshot in storable:
-        if relist_all or _session_needs_threads(snapshot, stored.get(snapshot.id)):
-            triage.relist.append(_SessionJob(snapshot=snapshot))
+    for session_id, raw_sha256, record in hashed:
+        if relist_all or _session_needs_threads(record, raw_sha256, stored.get(session_id)):
+            triage.relist.append(_SessionJob(session_id=session_id, record=record))
         else:
-            triage.unchanged_ids.append(snapshot.id)
+            triage.unchanged_ids.append(session_id)
 
-    state.add_sessions_seen(listed=len(storable), done=len(triage.unchanged_ids))
-    state.add_counts(WriteCounts(unchanged=len(triage.unchanged_ids)), seen=len(triage.unchanged_ids))
+    unchanged = len(triage.unchanged_ids)
+    state.add_sessions_seen(listed=len(hashed), done=unchanged)
+    state.add_counts(WriteCounts(unchanged=unchanged), seen=unchanged)
     return triage
 
 
-def _session_needs_threads(snapshot: ParsedSnapshot, stored: tuple | None) -> bool:
+def _session_needs_threads(record: dict, raw_sha256: str, stored: tuple | None) -> bool:
     if stored is None:
         return True
 
-    raw_sha256, updated_at, gone_at, threads_synced_at = stored
-    if snapshot.values["status"] in ACTIVE_STATUSES:
+    stored_sha256, gone_at, threads_synced_at = stored
+    if record.get("status") in ACTIVE_STATUSES:
         return True
     if threads_synced_at is None or gone_at is not None:
         return True
-    return raw_sha256 != snapshot.values["raw_sha256"] or updated_at != snapshot.values["updated_at"]
+    return stored_sha256 != raw_sha256
 
 
 def _session_threads_sync(*, client: anthropic.Anthropic, snapshot: ParsedSnapshot, state: SyncState) -> None:
@@ -250,28 +264,39 @@ def _session_threads_sync(*, client: anthropic.Anthropic, snapshot: ParsedSnapsh
     snapshot.values.update(thread_count=len(listed_ids), threads_synced_at=now)
     with database_turn():
         gone = thread_mark_missing_gone(session_id=session_id, listed_ids=listed_ids, gone_at=now)
-        counts = snapshot_batch_write(model=Session, snapshots=[snapshot], fetched_at=now)
+        counts = snapshot_batch_write(
+            model=Session, candidates=[snapshot_candidate(snapshot)], fetched_at=now
+        )
     state.add_counts(counts, seen=1, gone=gone)
     state.add_session_done()
 
 
 def _thread_records_store(*, records: list[Any], session_id: str, state: SyncState) -> set[str]:
-    """Parse and upsert one page of thread records in batches; return the stored ids."""
-    snapshots = []
+    """Upsert one page of thread records in batches; return the ids of those stored."""
+    candidates = []
     for record in records:
-        snapshot = thread_record_parse(record=record, session_id=session_id)
-        if snapshot.id is None:
+        thread_id = snapshot_id_read(record)
+        if thread_id is None:
+            snapshot = thread_record_parse(record=record, session_id=session_id)
             state.add_unstorable(record=record, parse_error=snapshot.parse_error)
         else:
-            snapshots.append(snapshot)
+            candidates.append(_thread_candidate(thread_id, record, session_id=session_id))
 
     batch_size = settings.SYNC_BATCH_SIZE
-    for start in range(0, len(snapshots), batch_size):
-        batch = snapshots[start : start + batch_size]
+    for start in range(0, len(candidates), batch_size):
+        batch = candidates[start : start + batch_size]
         with database_turn():
-            counts = snapshot_batch_write(model=Thread, snapshots=batch, fetched_at=timezone.now())
+            counts = snapshot_batch_write(model=Thread, candidates=batch, fetched_at=timezone.now())
         state.add_counts(counts, seen=len(batch))
-    return {snapshot.id for snapshot in snapshots}
+    return {candidate.id for candidate in candidates}
+
+
+def _thread_candidate(thread_id: str, record: dict, *, session_id: str) -> SnapshotCandidate:
+    return SnapshotCandidate(
+        id=thread_id,
+        raw_sha256=snapshot_sha256(record),
+        parse=lambda: thread_record_parse(record=record, session_id=session_id),
+    )
 
 
 def _session_refresh_in_run(*, client: anthropic.Anthropic, session_id: str, state: SyncState) -> None:
