@@ -155,9 +155,7 @@ def test_thread_write_generated_then_unchanged(seed):
 
     again = snapshot_batch_write(
         model=Thread,
-        candidates=[
-            snapshot_candidate(thread_record_parse(record=record, session_id=record["session_id"]))
-        ],
+        candidates=[snapshot_candidate(thread_record_parse(record=record, session_id=record["session_id"]))],
         fetched_at=now,
     )
 
@@ -531,9 +529,7 @@ def test_batch_write_concurrent_upserts_same_ids():
     def write(_):
         try:
             candidates = [snapshot_candidate(thread_record_parse(record=r)) for r in records]
-            return snapshot_batch_write(
-                model=Thread, candidates=candidates, fetched_at=timezone.now()
-            )
+            return snapshot_batch_write(model=Thread, candidates=candidates, fetched_at=timezone.now())
         finally:
             connections.close_all()
 

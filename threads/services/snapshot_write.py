@@ -85,9 +85,7 @@ def snapshot_batch_write(
 
     stored = {
         row[0]: row[1:]
-        for row in model.objects.filter(pk__in=by_id).values_list(
-            "id", "raw_sha256", "gone_at", *compared
-        )
+        for row in model.objects.filter(pk__in=by_id).values_list("id", "raw_sha256", "gone_at", *compared)
     }
 
     changed = []
