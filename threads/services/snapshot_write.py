@@ -46,7 +46,7 @@ class WriteCounts:
 class SnapshotCandidate:
     """A record to write: its id and hash up front, its columns parsed only if it changed.
 
-    `compared` holds the values of `COMPARED_COLUMNS` that the caller knows.
+    `compared` contains the values of `COMPARED_COLUMNS` that the caller knows.
     """
 
     id: str

@@ -4,7 +4,7 @@ Design invariants:
 
 * A session's row is written only after its full thread list has been stored. When
   a thread list fails, the session row keeps its old `updated_at` and hash, so the
-  next incremental sync sees the session as changed and lists its threads again.
+  next incremental sync finds the session changed and lists its threads again.
 * Nothing is deleted. A thread left out of its session's complete thread list, a
   404 on retrieve, or a session that a full sync no longer lists and that then
   answers 404, sets `gone_at` on the row.

@@ -23,8 +23,9 @@ from threads.models import SyncRun, SyncRunKind, SyncRunStatus
 
 logger = logging.getLogger(__name__)
 
-# NOTE: a run that lasts longer than this can be joined by a second one; a full sync
-# of about 30,000 sessions at the default 9 requests per second takes about an hour.
+# NOTE: a run that lasts longer than this can be joined by a second one. By estimate
+# (one API call per session, at the default 9 calls per second) a full sync of
+# 30,000 sessions takes about an hour.
 STALE_RUN_AFTER = timedelta(hours=1)
 # Key of the PostgreSQL advisory lock that serialises claims (any fixed bigint).
 CLAIM_ADVISORY_LOCK_KEY = 0x5E55_1065

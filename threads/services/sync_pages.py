@@ -1,8 +1,8 @@
 """Read session and thread records from the API as raw JSON, page by page.
 
-The SDK's typed objects would drop nothing but could coerce values; the snapshots
-store the JSON exactly as received, so every call goes through `with_raw_response`
-and this module follows `next_page` itself.
+The snapshots store the JSON exactly as received, and the SDK's typed objects could
+coerce values. So every call goes through `with_raw_response`, and this module
+follows `next_page` itself.
 """
 
 import json
