@@ -119,13 +119,13 @@ def test_sync_timeout_records_exactly_what_failed(emulator, settings):
     settings.ANTHROPIC_READ_TIMEOUT_SECONDS = 0.5
     emulator.configure(slow_seconds=2)
 
-    def slow_then_fast():
+    def slow_responses_on():
         emulator.configure(fault_slow=1)
         time.sleep(0.1)
 
     def progress(sessions_done: int, sessions_seen: int) -> None:
         if sessions_done == 0:
-            slow_then_fast()
+            slow_responses_on()
         else:
             emulator.configure(fault_slow=0)
 

@@ -43,7 +43,7 @@ def test_session_refresh_uses_interactive_priority(emulator, monkeypatch):
         priorities.append(priority)
         return build(priority=priority, max_retries=max_retries)
 
-    # Records which priority the service asks for; the client itself is real.
+    # Records the priority the service requests; the client itself is real.
     monkeypatch.setattr(client_module, "_build_client", recording_build)
 
     session_refresh(session_id=idle_session_id(emulator))
