@@ -65,7 +65,7 @@ class ThreadFactory(factory.django.DjangoModelFactory):
 
 
 class ArchiveJobFactory(factory.django.DjangoModelFactory):
-    """A confirmed archive job with no items, still in its grace period."""
+    """A scheduled archive job with no items."""
 
     class Meta:
         model = ArchiveJob
