@@ -44,7 +44,7 @@ from threads.models import (
 from threads.rate_limit import Priority, RateLimitWaitTimeout
 from threads.services.archive_jobs import archive_item_enqueue, archive_job_finish_if_done
 from threads.services.snapshot_parse import thread_record_parse
-from threads.services.snapshot_write import snapshot_batch_write, snapshot_mark_gone
+from threads.services.snapshot_write import snapshot_batch_write, snapshot_candidate, snapshot_mark_gone
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,20 @@ def archive_item_process(*, item_id: int) -> ArchiveItemState | None:
         return None
 
     job = ArchiveJob.objects.get(pk=item.job_id)
+    try:
+        return _item_process_claimed(item=item, job=job)
+    except Exception as exc:
+        # A bug must not leave the item in progress until the reconciler: fail it with
+        # the error. Retry failed then looks before archiving, as for any earlier error.
+        logger.exception(
+            "Archive item crashed", extra={"archive_item_id": item.pk, "thread_id": item.thread_id}
+        )
+        _item_finish(item=item, job=job, outcome=_crash_outcome(exc))
+        archive_job_finish_if_done(job_id=job.pk)
+        return ArchiveItemState.FAILED
+
+
+def _item_process_claimed(*, item: ArchiveItem, job: ArchiveJob) -> ArchiveItemState:
     outcome = _attempt(item=item, job=job)
 
     if outcome.is_retry and item.attempts >= settings.ARCHIVE_MAX_ATTEMPTS:
@@ -100,6 +114,16 @@ def archive_item_process(*, item_id: int) -> ArchiveItemState | None:
     elif _item_finish(item=item, job=job, outcome=outcome):
         archive_job_finish_if_done(job_id=job.pk)
     return outcome.state
+
+
+def _crash_outcome(exc: Exception) -> AttemptOutcome:
+    return AttemptOutcome(
+        state=ArchiveItemState.FAILED,
+        audit=ArchiveOutcome.FAILED,
+        reason="internal error: %s: %s" % (type(exc).__name__, str(exc)[:MAX_MESSAGE_LENGTH]),
+        error_type=type(exc).__name__,
+        error_message=str(exc)[:MAX_MESSAGE_LENGTH],
+    )
 
 
 def _item_claim(*, item_id: int) -> ArchiveItem | None:
@@ -419,7 +443,7 @@ def _snapshot_update(*, item: ArchiveItem, record: dict, fetched_at: datetime) -
             extra={"thread_id": item.thread_id, "response_thread_id": parsed.id},
         )
         return
-    snapshot_batch_write(model=Thread, snapshots=[parsed], fetched_at=fetched_at)
+    snapshot_batch_write(model=Thread, candidates=[snapshot_candidate(parsed)], fetched_at=fetched_at)
 
 
 def _audit_write(*, item: ArchiveItem, outcome: AttemptOutcome, user_id: int | None = None) -> None:
