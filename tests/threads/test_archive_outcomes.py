@@ -53,7 +53,7 @@ def test_busy_thread_retried_then_skipped(api_settings, emulator, celery_worker_
     log = emulator.log()
     assert job.status == ArchiveJobStatus.FINISHED
     assert item.state == ArchiveItemState.SKIPPED
-    assert item.reason.startswith("thread busy (409)")
+    assert item.reason == "thread busy (409), gave up after 3 attempts"
     assert item.attempts == 3
     assert log["thread_archive_calls"][busy["id"]] == 3
     assert busy["id"] not in log["thread_archive_changes"]
@@ -69,7 +69,7 @@ def test_open_workflow_run_skipped_without_retry(api_settings, emulator, celery_
 
     item = _item(job, open_run["id"])
     assert item.state == ArchiveItemState.SKIPPED
-    assert item.reason.startswith("workflow run still open (409)")
+    assert item.reason == "workflow run still open (409)"
     assert item.attempts == 1
 
 
@@ -104,8 +104,8 @@ def test_primary_thread_rejected_by_api_skipped(api_settings, emulator, celery_w
 
     item = _item(job, primary.id)
     assert item.state == ArchiveItemState.SKIPPED
-    assert item.reason.startswith("rejected by the API: ")
-    assert "primary thread" in item.reason
+    assert item.reason == "rejected by the API (400)"
+    assert "primary thread" in item.last_error_message
 
 
 def test_already_archived_upstream_counts_as_archived(api_settings, emulator, celery_worker_factory):

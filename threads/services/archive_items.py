@@ -264,7 +264,7 @@ def _outcome_from_status_error(
             exc=exc,
             state=ArchiveItemState.SKIPPED,
             audit=ArchiveOutcome.SKIPPED,
-            reason="rejected by the API: %s" % message,
+            reason="rejected by the API (%s)" % exc.status_code,
         )
     if isinstance(exc, anthropic.ConflictError):
         return _conflict_outcome(exc=exc, item=item, message=message)
@@ -275,7 +275,7 @@ def _outcome_from_status_error(
         exc=exc,
         state=ArchiveItemState.FAILED,
         audit=ArchiveOutcome.FAILED,
-        reason="API error %s: %s" % (exc.status_code, message),
+        reason="API error %s" % exc.status_code,
     )
 
 
@@ -287,10 +287,10 @@ def _conflict_outcome(*, exc: anthropic.APIStatusError, item: ArchiveItem, messa
             exc=exc,
             state=ArchiveItemState.SKIPPED,
             audit=ArchiveOutcome.SKIPPED,
-            reason="workflow run still open (409): %s" % message,
+            reason="workflow run still open (409)",
         )
     outcome = _retry_outcome(exc=exc, message=message)
-    outcome.reason = "thread busy (409): %s" % message
+    outcome.reason = "thread busy (409)"
     outcome.extra["busy"] = True
     return outcome
 
@@ -329,15 +329,11 @@ def _give_up(*, item: ArchiveItem, outcome: AttemptOutcome) -> AttemptOutcome:
     if outcome.extra.get("busy"):
         outcome.state = ArchiveItemState.SKIPPED
         outcome.audit = ArchiveOutcome.SKIPPED
-        outcome.reason = "%s; gave up after %d attempts" % (outcome.reason, item.attempts)
+        outcome.reason = "%s, gave up after %d attempts" % (outcome.reason, item.attempts)
     else:
         outcome.state = ArchiveItemState.FAILED
         outcome.audit = ArchiveOutcome.FAILED
-        outcome.reason = "gave up after %d attempts: %s %s" % (
-            item.attempts,
-            outcome.error_type,
-            outcome.error_message,
-        )
+        outcome.reason = "gave up after %d attempts: %s" % (item.attempts, outcome.error_type)
     logger.warning(
         "Archive item gave up after its last attempt",
         extra={
@@ -455,7 +451,9 @@ def _audit_write(*, item: ArchiveItem, outcome: AttemptOutcome, user_id: int | N
         thread_id=item.thread_id,
         session_id=item.session_id,
         outcome=outcome.audit,
-        message=(outcome.reason or outcome.error_message)[:MAX_MESSAGE_LENGTH],
+        message=": ".join(part for part in (outcome.reason, outcome.error_message) if part)[
+            :MAX_MESSAGE_LENGTH
+        ],
         request_id=outcome.request_id,
     )
 

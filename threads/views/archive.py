@@ -5,6 +5,8 @@ token. Nothing is sent to the API from here: confirming creates a job whose task
 start after the grace period.
 """
 
+from urllib.parse import urlencode
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -117,6 +119,7 @@ def archive_job_detail(request, job_id: int):
         "progress": archive_job_progress(job_id=job.pk),
         "failed_items": archive_job_failed_items(job_id=job.pk)[:FAILED_ITEMS_SHOWN],
         "skipped_reasons": archive_job_skipped_reasons(job_id=job.pk),
+        "filter_querystring": urlencode(job.filter_query, doseq=True),
     }
     if request.htmx:
         status = HTMX_STOP_POLLING if job.is_finished else 200
