@@ -22,7 +22,9 @@ def archive_data(celery_worker_factory):
     """Seed snapshots, a user allowed to archive, and a worker, before Playwright's event loop starts."""
     snapshots_seed()
     user = User.objects.create_user("archiver", password="pw-archiver-123")
-    user.user_permissions.add(Permission.objects.get(content_type__app_label="threads", codename="archive_thread"))
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="threads", codename="archive_thread")
+    )
     celery_worker_factory(concurrency=4, extra_env={"ARCHIVE_MAX_ATTEMPTS": "3"})
 
 
@@ -31,7 +33,9 @@ def page(live_server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
+        )
         browser_page = browser.new_page(viewport={"width": 1280, "height": 900})
         yield browser_page
         browser.close()
