@@ -461,6 +461,21 @@ def test_session_write_unstorable_characters(bad):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("number", [float("inf"), float("-inf"), float("nan")])
+def test_thread_write_non_finite_number(number):
+    record = _fixture("thread_child.json")
+    record["stats"]["duration_seconds"] = number
+
+    snapshot = _write_thread(record)
+
+    stored = Thread.objects.get(id=record["id"])
+    assert stored.raw["stats"]["duration_seconds"] is None
+    assert stored.duration_seconds is None
+    assert stored.raw_sha256 == snapshot_sha256(record)
+    assert "NaN or Infinity (stored as null)" in snapshot.parse_error
+
+
+@pytest.mark.django_db
 def test_thread_write_hostile_html_intact():
     record = _fixture("thread_child.json")
     record["agent"]["name"] = '"><img src=x onerror=alert(1)>'

@@ -6,10 +6,11 @@ could be read. The strict pass validates the record against the SDK's own pydant
 model; its errors, and the lenient pass's own findings (a timestamp without a time
 zone, a value too long for its column), become `parse_error`, one readable line.
 
-`raw` keeps the record as received, except that NUL characters and unpaired UTF-16
-surrogates, which neither PostgreSQL's text nor its jsonb can hold, are replaced with
-U+FFFD and noted in `parse_error`. `raw_sha256` is computed over the record as
-received, so change detection does not depend on that replacement.
+`raw` keeps the record as received, except for what PostgreSQL's text and jsonb
+cannot hold: NUL characters and unpaired UTF-16 surrogates become U+FFFD, and NaN
+and Infinity (which Python's JSON parser accepts) become null. Each replacement is
+noted in `parse_error`. `raw_sha256` is computed over the record as received, so
+change detection does not depend on the replacement.
 """
 
 import hashlib
@@ -191,7 +192,9 @@ class _Reader:
         cleaned, changed = _replace_unstorable(value)
         if changed:
             self.problems.setdefault(
-                path, "%s contains NUL or unpaired surrogate characters, stored as U+FFFD" % path
+                path,
+                "%s contains NUL or unpaired surrogate characters (stored as U+FFFD) "
+                "or NaN or Infinity (stored as null)" % path,
             )
         return cleaned
 
@@ -265,9 +268,9 @@ def _common_values(reader: _Reader) -> dict[str, Any]:
     record = reader.record
     canonical = snapshot_canonical_json(record)
     raw = record
-    # Canonical JSON is ASCII, so NULs and surrogates show up as escapes; walking the
-    # record to replace them is only worth it when one does.
-    if _UNSTORABLE_ESCAPE.search(canonical):
+    # Canonical JSON is ASCII, so NULs and surrogates show up as escapes, and NaN and
+    # Infinity as bare words. Walking the record is only worth it when one does.
+    if _UNSTORABLE_ESCAPE.search(canonical) or "NaN" in canonical or "Infinity" in canonical:
         raw = reader.storable("raw", record)
     return {
         "status": reader.text("status", column="status") or "",
@@ -443,4 +446,6 @@ def _replace_unstorable(value: Any) -> tuple[Any, bool]:
             return value, False
         return [item for item, _ in items], True
 
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, True
     return value, False
