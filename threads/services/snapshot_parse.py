@@ -188,7 +188,7 @@ class _Reader:
         return amount
 
     def storable(self, path: str, value: Any) -> Any:
-        """Return `value` with unstorable characters replaced, noting it when any were."""
+        """Return `value` with unstorable characters and numbers replaced, noting any."""
         cleaned, changed = _replace_unstorable(value)
         if changed:
             self.problems.setdefault(
