@@ -17,6 +17,7 @@ from django.db import models
 
 from threads.models import Session, Thread
 from threads.services.snapshot_parse import ParsedSnapshot
+from threads.services.usage_rollup import usage_rollup_marking
 
 # Columns that do not come from `raw`, so an equal hash does not prove them equal.
 COMPARED_COLUMNS = {
@@ -74,6 +75,8 @@ def snapshot_batch_write(
     """Parse and upsert the candidates that differ from their stored rows; return the counts.
 
     Unchanged candidates are never parsed, which is most of the work of a re-run.
+    NOTE: so a change to the parser reaches stored rows only when their record
+    changes upstream, or after their `raw_sha256` is cleared.
     Every parsed snapshot must carry the same value keys. A repeated id keeps its last
     candidate; the earlier ones count as unchanged.
     """
@@ -101,7 +104,9 @@ def snapshot_batch_write(
         changed.append(candidate.parse())
 
     if changed:
-        _upsert(model=model, snapshots=changed, fetched_at=fetched_at)
+        # Thread writes mark their days for the usage rollups in the same transaction.
+        with usage_rollup_marking(model=model, snapshots=changed):
+            _upsert(model=model, snapshots=changed, fetched_at=fetched_at)
     return counts
 
 
