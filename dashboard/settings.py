@@ -316,4 +316,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "threads.archive_reconcile",
         "schedule": 60.0,
     },
+    # Usage rollups of days that writers marked dirty; the page stays exact meanwhile.
+    "usage-rollup-refresh": {
+        "task": "threads.usage_rollup_refresh",
+        "schedule": 60.0,
+    },
 }

@@ -9,10 +9,17 @@ total per thread and no per-day split.
 
 Costs are minor units of USD (cents), the only currency the API reports. A cost in
 any other currency is counted as unknown instead of being added to dollars.
+
+Totals, the daily series and the agent and model breakdowns read the daily rollups
+(threads/models/usage.py) when the filter uses only their key columns: rollup rows
+for clean days, plus the threads of days marked dirty and of threads without a
+creation time, summed directly and merged in Python. A filter with free text `q` or
+a `session` falls back to summing the thread table. Session figures and top lists
+need single rows and always read the snapshot tables.
 """
 
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, timedelta
 from decimal import Decimal
@@ -23,8 +30,10 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
 from threads.filters import ThreadFilter, ThreadFilterForm, thread_filter_from_query
-from threads.models import Session, Thread
+from threads.models import Session, Thread, UsageDailyRollup
+from threads.models.snapshots import sort_key_number, sort_key_total_tokens
 from threads.selectors import thread_list_filtered
+from threads.services.usage_rollup import SUM_FIELDS, day_ranges_q, usage_rollup_dirty_days
 
 TOKEN_FIELDS = (
     "input_tokens",
@@ -65,6 +74,130 @@ def _usage_aggregates() -> dict:
     for name in TOKEN_FIELDS:
         aggregates[name] = Sum(name)
     return aggregates
+
+
+# ---------------------------------------------------------------------------
+# Grouped sums from the daily rollups, or from the thread table
+# ---------------------------------------------------------------------------
+
+COUNT_FIELDS = ("thread_count", "usage_unknown_count", "cost_unknown_count")
+
+
+def usage_rollup_supported(thread_filter: ThreadFilter) -> bool:
+    """Return True when the rollups' key columns can express the filter (no free text, no session)."""
+    return not thread_filter.q and not thread_filter.session
+
+
+def _rollup_filter_q(thread_filter: ThreadFilter) -> Q:
+    """Return the rollup-row form of `thread_list_filtered`'s conditions (without `q` and `session`)."""
+    condition = Q()
+    if thread_filter.statuses:
+        condition &= Q(status__in=thread_filter.statuses)
+    if thread_filter.agent:
+        condition &= Q(agent_id=thread_filter.agent) | Q(agent_name=thread_filter.agent)
+    if thread_filter.model:
+        condition &= Q(model=thread_filter.model)
+    if thread_filter.created_from:
+        condition &= Q(day__gte=thread_filter.created_from)
+    if thread_filter.created_to:
+        condition &= Q(day__lte=thread_filter.created_to)
+    if thread_filter.archived == "no":
+        condition &= Q(is_archived=False)
+    elif thread_filter.archived == "yes":
+        condition &= Q(is_archived=True)
+    if thread_filter.kind == "primary":
+        condition &= Q(is_primary=True)
+    elif thread_filter.kind == "child":
+        condition &= Q(is_primary=False)
+    return condition
+
+
+def _grouped(rows: QuerySet, *, group: str) -> QuerySet:
+    """Group thread or rollup rows by `group`; both tables name the key columns alike."""
+    if group == "total":
+        return rows.annotate(group=Value(1)).values("group")
+    if group == "day":
+        if rows.model is Thread:
+            rows = rows.filter(created_at__isnull=False).annotate(day=TruncDate("created_at", tzinfo=UTC))
+        return rows.values("day")
+    if group == "agent":
+        return (
+            rows.annotate(key=Coalesce("agent_id", "agent_name", Value("")))
+            .values("key", "agent_type")
+            .annotate(agent_name=Max("agent_name"))
+        )
+    if group == "model":
+        return rows.annotate(key=Coalesce("model", Value(""))).values("key")
+    raise ValueError("Unknown usage grouping %r." % group)
+
+
+def _empty_usage_row() -> dict:
+    return {name: 0 if name in COUNT_FIELDS else None for name in SUM_FIELDS}
+
+
+def _row_merge(into: dict, row: dict) -> None:
+    """Add one group's sums to another's; a sum stays None only while both are unknown."""
+    for name in SUM_FIELDS:
+        if row[name] is None:
+            continue
+        into[name] = row[name] if into[name] is None else into[name] + row[name]
+    if "agent_name" in row and row["agent_name"] is not None:
+        if into.get("agent_name") is None or row["agent_name"] > into["agent_name"]:
+            into["agent_name"] = row["agent_name"]
+
+
+def _usage_rows(*, thread_filter: ThreadFilter, group: str, dirty_days: list[date] | None) -> list[dict]:
+    """Return usage sums per group ("total", "day", "agent" or "model"), unsorted.
+
+    Reads rollups for clean days and the thread table for the rest when the filter
+    allows (see the module docstring), else the thread table alone. Empty when no
+    thread matches.
+    """
+    threads = thread_list_filtered(thread_filter=thread_filter)
+    if not usage_rollup_supported(thread_filter):
+        rows = _grouped(threads, group=group).annotate(**_usage_aggregates()).order_by()
+        return [_row_cleaned(row) for row in rows]
+
+    if dirty_days is None:
+        dirty_days = usage_rollup_dirty_days()
+    rollups = UsageDailyRollup.objects.filter(_rollup_filter_q(thread_filter))
+    if dirty_days:
+        rollups = rollups.exclude(day__in=dirty_days)
+    parts = [_grouped(rollups, group=group).annotate(**{name: Sum(name) for name in SUM_FIELDS})]
+
+    # Threads without a creation time are in no rollup day; a date bound leaves them out.
+    live = day_ranges_q(dirty_days)
+    if thread_filter.created_from is None and thread_filter.created_to is None:
+        live |= Q(created_at__isnull=True)
+    if dirty_days or thread_filter.created_from is None and thread_filter.created_to is None:
+        parts.append(_grouped(threads.filter(live), group=group).annotate(**_usage_aggregates()))
+
+    merged: dict[tuple, dict] = {}
+    for part in parts:
+        for row in part.order_by():
+            row = _row_cleaned(row)
+            if row["thread_count"] == 0:
+                continue
+            group_key = tuple(row[name] for name in row if name not in SUM_FIELDS and name != "agent_name")
+            if group_key in merged:
+                _row_merge(merged[group_key], row)
+            else:
+                merged[group_key] = row
+    for row in merged.values():
+        row.pop("group", None)
+    return list(merged.values())
+
+
+def _row_cleaned(row: dict) -> dict:
+    """Return a row with counts as int (0 when empty), token and cost sums as int or None."""
+    row = dict(row)
+    for name in SUM_FIELDS:
+        value = row.get(name)
+        if name in COUNT_FIELDS:
+            row[name] = int(value or 0)
+        elif value is not None and name != "active_seconds":
+            row[name] = int(value)
+    return row
 
 
 # ---------------------------------------------------------------------------
@@ -123,13 +256,20 @@ def usage_params_from_query(query, *, today: date) -> UsageParams:
 # ---------------------------------------------------------------------------
 
 
-def usage_totals(*, thread_filter: ThreadFilter) -> dict:
+def usage_totals(*, thread_filter: ThreadFilter, dirty_days: list[date] | None = None) -> dict:
     """Return token, cost and time sums over the threads the filter selects.
 
-    Adds `session_count`, the number of sessions those threads belong to.
+    Adds `session_count`, the number of sessions those threads belong to, which
+    needs the thread rows. `dirty_days` is `usage_rollup_dirty_days()` when the
+    caller has it already.
     """
-    threads = thread_list_filtered(thread_filter=thread_filter)
-    return threads.aggregate(**_usage_aggregates(), session_count=Count("session_id", distinct=True))
+    [totals] = _usage_rows(thread_filter=thread_filter, group="total", dirty_days=dirty_days) or [
+        _empty_usage_row()
+    ]
+    session_count = thread_list_filtered(thread_filter=thread_filter).aggregate(
+        session_count=Count("session_id", distinct=True)
+    )["session_count"]
+    return {**totals, "session_count": session_count}
 
 
 def usage_session_totals(*, thread_filter: ThreadFilter) -> dict:
@@ -165,20 +305,14 @@ def usage_session_totals(*, thread_filter: ThreadFilter) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def usage_daily(*, thread_filter: ThreadFilter) -> list[dict]:
+def usage_daily(*, thread_filter: ThreadFilter, dirty_days: list[date] | None = None) -> list[dict]:
     """Return one row of usage sums per UTC day of thread creation, oldest first.
 
     Days without threads are left out; threads with no creation time are not in
     any day.
     """
-    threads = thread_list_filtered(thread_filter=thread_filter).filter(created_at__isnull=False)
-    rows = (
-        threads.annotate(day=TruncDate("created_at", tzinfo=UTC))
-        .values("day")
-        .annotate(**_usage_aggregates())
-        .order_by("day")
-    )
-    return list(rows)
+    rows = _usage_rows(thread_filter=thread_filter, group="day", dirty_days=dirty_days)
+    return sorted((row for row in rows if row["day"] is not None), key=operator.itemgetter("day"))
 
 
 # ---------------------------------------------------------------------------
@@ -199,55 +333,103 @@ def _breakdown_order(*, key: str, sort: str) -> list:
     return [*order, F(key).asc(nulls_last=True)]
 
 
-def usage_breakdown_rows(*, thread_filter: ThreadFilter, breakdown: str, sort: str = "cost") -> QuerySet:
-    """Return a queryset of usage sums grouped by agent, model or session, sorted.
+def _breakdown_sorted(rows: list[dict], *, sort: str) -> list[dict]:
+    """Sort merged breakdown rows as `_breakdown_order` sorts in SQL: unknown figures last, then by key.
+
+    Keys compare by code point, like PostgreSQL under the C collation the project's
+    databases use.
+    """
+    rows = sorted(rows, key=operator.itemgetter("key"))
+    if sort == "name":
+        return rows
+    for name in reversed(BREAKDOWN_ORDER[sort]):
+        column = name.lstrip("-")
+        # Stable sorts, least significant first; None sorts after every number.
+        rows.sort(key=lambda row, column=column: (row[column] is None, -(row[column] or 0)))
+    return rows
+
+
+class UsageRows(Sequence):
+    """Breakdown rows already summed and sorted, with the slicing and counting of a queryset.
+
+    Callers written for the queryset `usage_breakdown_rows` used to return keep
+    working: `count()`, slices and `iterator(chunk_size=...)`.
+    """
+
+    def __init__(self, rows: list[dict]):
+        self._rows = rows
+
+    def __getitem__(self, index):
+        return self._rows[index]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def count(self, *args) -> int:
+        """Return the number of rows (with no argument, like QuerySet.count)."""
+        if args:
+            return self._rows.count(*args)
+        return len(self._rows)
+
+    def iterator(self, chunk_size: int | None = None) -> Iterator[dict]:
+        return iter(self._rows)
+
+
+def usage_breakdown_rows(
+    *, thread_filter: ThreadFilter, breakdown: str, sort: str = "cost", dirty_days: list[date] | None = None
+) -> "UsageRows | QuerySet":
+    """Return usage sums grouped by agent, model or session, sorted.
 
     Each row has `key` (the value to filter the thread list by: an agent id or, for
     agents without one, the agent name; a model id; a session id) next to the sums.
     Agent rows are grouped by key and agent type and add `agent_name`; advisor
-    threads have neither id nor name, so they share one row with an empty key. Session rows carry only thread
-    sums; `usage_session_figures` adds the sessions' own figures.
+    threads have neither id nor name, so they share one row with an empty key.
+    Agent and model rows come summed in a UsageRows; session rows are a queryset
+    over the thread table and carry only thread sums (`usage_session_figures` adds
+    the sessions' own figures).
     """
-    threads = thread_list_filtered(thread_filter=thread_filter)
-    if breakdown == "agent":
-        rows = (
-            threads.annotate(key=Coalesce("agent_id", "agent_name", Value("")))
-            .values("key", "agent_type")
-            .annotate(agent_name=Max("agent_name"))
-        )
-    elif breakdown == "model":
-        rows = threads.annotate(key=Coalesce("model", Value(""))).values("key")
-    elif breakdown == "session":
-        rows = threads.annotate(key=Coalesce("session_id", Value(""))).values("key")
-    else:
+    if breakdown in ("agent", "model"):
+        rows = _usage_rows(thread_filter=thread_filter, group=breakdown, dirty_days=dirty_days)
+        return UsageRows(_breakdown_sorted(rows, sort=sort))
+    if breakdown != "session":
         raise ValueError("Unknown breakdown %r: expected one of %s." % (breakdown, ", ".join(BREAKDOWNS)))
 
+    threads = thread_list_filtered(thread_filter=thread_filter)
+    rows = threads.annotate(key=Coalesce("session_id", Value(""))).values("key")
     return rows.annotate(**_usage_aggregates()).order_by(*_breakdown_order(key="key", sort=sort))
 
 
-def usage_breakdown_page(*, thread_filter: ThreadFilter, breakdown: str, sort: str = "cost") -> dict:
+def usage_breakdown_page(
+    *, thread_filter: ThreadFilter, breakdown: str, sort: str = "cost", dirty_days: list[date] | None = None
+) -> dict:
     """Return the first rows of a breakdown and the number of rows in all.
 
     Session rows also get the sessions' own figures (see `usage_session_figures`).
     """
-    rows_queryset = usage_breakdown_rows(thread_filter=thread_filter, breakdown=breakdown, sort=sort)
-    rows = list(rows_queryset[:BREAKDOWN_PAGE_ROWS])
-    row_count = len(rows) if len(rows) < BREAKDOWN_PAGE_ROWS else rows_queryset.count()
+    rows_all = usage_breakdown_rows(
+        thread_filter=thread_filter, breakdown=breakdown, sort=sort, dirty_days=dirty_days
+    )
+    rows = list(rows_all[:BREAKDOWN_PAGE_ROWS])
+    row_count = len(rows) if len(rows) < BREAKDOWN_PAGE_ROWS else rows_all.count()
 
     if breakdown == "session":
         rows = usage_session_figures(rows=rows)
     return {"rows": rows, "row_count": row_count}
 
 
-def usage_session_figures(*, rows: list[dict]) -> list[dict]:
+def usage_session_figures(*, rows: list[dict], sessions: Iterable[Session] | None = None) -> list[dict]:
     """Add each session's own usage and the sum over all its threads to session rows.
 
     Rows come from the session breakdown (`key` is the session id). Adds `session`
     (the Session, or None when the session has not been synced) and `all_threads`
-    (sums over every thread of the session, selected or not). Two queries.
+    (sums over every thread of the session, selected or not). Two queries, or one
+    when the caller passes the `sessions` it has loaded already.
     """
     session_ids = [row["key"] for row in rows]
-    sessions = Session.objects.in_bulk(session_ids)
+    if sessions is None:
+        sessions = Session.objects.in_bulk(session_ids)
+    else:
+        sessions = {session.id: session for session in sessions}
     all_threads = {
         row["session_id"]: row
         for row in Thread.objects.filter(session_id__in=session_ids)
@@ -286,15 +468,25 @@ def usage_top_threads(
     Threads whose figure is unknown are left out, not ranked as zero.
     """
     threads = thread_list_filtered(thread_filter=thread_filter)
+    return _ranked(threads, by=by)[:limit]
+
+
+def _ranked(rows: QuerySet, *, by: str) -> QuerySet:
+    """Order sessions or threads by known tokens or cost, most first, leaving out unknown figures.
+
+    The order uses the browse lists' sort expressions, which rank the same here
+    because unknown figures are filtered out, so PostgreSQL walks their (key, id)
+    indexes backwards and stops after `limit` rows.
+    """
     if by == "tokens":
-        threads = threads.exclude(USAGE_UNKNOWN).annotate(row_total_tokens=_row_total_tokens())
-        order = ["-row_total_tokens", "-id"]
+        rows = rows.exclude(USAGE_UNKNOWN)
+        key = sort_key_total_tokens()
     elif by == "cost":
-        threads = threads.filter(COST_KNOWN).annotate(row_total_tokens=_row_total_tokens())
-        order = ["-list_cost_amount", "-id"]
+        rows = rows.filter(COST_KNOWN)
+        key = sort_key_number("list_cost_amount")
     else:
         raise ValueError("Unknown ranking %r: expected tokens or cost." % by)
-    return threads.order_by(*order)[:limit]
+    return rows.annotate(row_total_tokens=_row_total_tokens()).order_by(key.desc(), F("id").desc())
 
 
 def usage_top_sessions(*, thread_filter: ThreadFilter, by: str, limit: int = TOP_PAGE_ROWS) -> list[dict]:
@@ -302,22 +494,24 @@ def usage_top_sessions(*, thread_filter: ThreadFilter, by: str, limit: int = TOP
 
     Ranks every session that contains at least one selected thread. Each item has
     `session` and `all_threads` (sums over all of the session's threads), so a page
-    can show both figures. Three queries.
+    can show both figures. Two queries.
     """
     session_ids = thread_list_filtered(thread_filter=thread_filter).values("session_id")
-    sessions = Session.objects.filter(id__in=session_ids)
-    if by == "tokens":
-        sessions = sessions.exclude(USAGE_UNKNOWN).annotate(row_total_tokens=_row_total_tokens())
-        order = ["-row_total_tokens", "-id"]
-    elif by == "cost":
-        sessions = sessions.filter(COST_KNOWN).annotate(row_total_tokens=_row_total_tokens())
-        order = ["-list_cost_amount", "-id"]
-    else:
-        raise ValueError("Unknown ranking %r: expected tokens or cost." % by)
+    top = list(_ranked(Session.objects.filter(id__in=session_ids), by=by)[:limit])
+    return usage_session_figures(rows=[{"key": session.id} for session in top], sessions=top)
 
-    top = list(sessions.order_by(*order)[:limit])
-    rows = usage_session_figures(rows=[{"key": session.id} for session in top])
-    return rows
+
+def _top_sessions_both(*, thread_filter: ThreadFilter) -> tuple[list[dict], list[dict]]:
+    """Return `usage_top_sessions` by tokens and by cost, with one figures query for both."""
+    session_ids = thread_list_filtered(thread_filter=thread_filter).values("session_id")
+    sessions = Session.objects.filter(id__in=session_ids)
+    by_tokens = list(_ranked(sessions, by="tokens")[:TOP_PAGE_ROWS])
+    by_cost = list(_ranked(sessions, by="cost")[:TOP_PAGE_ROWS])
+
+    top = {session.id: session for session in by_tokens + by_cost}
+    figures = usage_session_figures(rows=[{"key": session_id} for session_id in top], sessions=top.values())
+    by_id = {row["key"]: row for row in figures}
+    return [by_id[session.id] for session in by_tokens], [by_id[session.id] for session in by_cost]
 
 
 # ---------------------------------------------------------------------------
@@ -450,20 +644,20 @@ def usage_overview(*, params: UsageParams) -> dict:
     `top_sessions_by_cost`.
     """
     thread_filter = params.thread_filter
+    dirty_days = usage_rollup_dirty_days() if usage_rollup_supported(thread_filter) else []
 
-    totals = usage_totals(thread_filter=thread_filter)
+    totals = usage_totals(thread_filter=thread_filter, dirty_days=dirty_days)
     session_totals = usage_session_totals(thread_filter=thread_filter)
-    daily = usage_daily(thread_filter=thread_filter)
+    daily = usage_daily(thread_filter=thread_filter, dirty_days=dirty_days)
     breakdown = usage_breakdown_page(
-        thread_filter=thread_filter, breakdown=params.breakdown, sort=params.sort
+        thread_filter=thread_filter, breakdown=params.breakdown, sort=params.sort, dirty_days=dirty_days
     )
     top_threads_by_tokens = list(usage_top_threads(thread_filter=thread_filter, by="tokens"))
     top_threads_by_cost = list(usage_top_threads(thread_filter=thread_filter, by="cost"))
     thread_trees = thread_tree_usage_many(
         thread_ids=[thread.id for thread in top_threads_by_tokens + top_threads_by_cost]
     )
-    top_sessions_by_tokens = usage_top_sessions(thread_filter=thread_filter, by="tokens")
-    top_sessions_by_cost = usage_top_sessions(thread_filter=thread_filter, by="cost")
+    top_sessions_by_tokens, top_sessions_by_cost = _top_sessions_both(thread_filter=thread_filter)
 
     return {
         "totals": totals,

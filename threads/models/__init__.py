@@ -15,6 +15,7 @@ from threads.models.snapshots import (
     Thread,
 )
 from threads.models.sync import SyncRun, SyncRunKind, SyncRunStatus
+from threads.models.usage import UsageDailyRollup, UsageRollupDirtyDay
 
 __all__ = [
     "AgentType",
@@ -32,4 +33,6 @@ __all__ = [
     "SyncRunKind",
     "SyncRunStatus",
     "Thread",
+    "UsageDailyRollup",
+    "UsageRollupDirtyDay",
 ]

@@ -52,6 +52,7 @@ from threads.services.sync_pages import (
 )
 from threads.services.sync_state import SYNC_API_ERRORS, SyncState, sync_run_finish
 from threads.services.sync_workers import SessionWorkerPool, database_turn
+from threads.services.usage_rollup import usage_rollup_refresh_dirty
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,8 @@ def _sync_run(*, kind: SyncRunKind, progress: ProgressCallback | None) -> SyncRu
         if listed_ids is not None:
             _missing_sessions_check(client=client, listed_ids=listed_ids, state=state)
 
+    # The run marked the days of the threads it wrote; refresh them before the run ends.
+    usage_rollup_refresh_dirty()
     return sync_run_finish(state=state, api_calls=counter.calls)
 
 

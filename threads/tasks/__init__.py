@@ -2,3 +2,4 @@
 
 from threads.tasks.archive import *  # noqa: F401,F403
 from threads.tasks.sync import *  # noqa: F401,F403
+from threads.tasks.usage import *  # noqa: F401,F403
