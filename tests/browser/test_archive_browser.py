@@ -1,7 +1,7 @@
 """Archive flow in Debian's chromium: select all threads matching a filter, confirm, watch the bar fill.
 
 A real Celery worker archives against the emulator, so the bar reaches 100% through
-the htmx polling fragment, which stops when the server answers 286.
+the htmx polling fragment, which stops when the server returns 286.
 """
 
 import re

@@ -1,4 +1,4 @@
-"""How each API answer maps to an item's outcome, with a real worker and the emulator."""
+"""How each API response maps to an item's outcome, with a real worker and the emulator."""
 
 import pytest
 
@@ -96,7 +96,7 @@ def test_gone_thread_skipped_and_marked(api_settings, emulator, celery_worker_fa
 def test_primary_thread_rejected_by_api_skipped(api_settings, emulator, celery_worker_factory):
     snapshots_seed()
     primary = Thread.objects.filter(is_primary=True, archived_at__isnull=True).first()
-    # A stale snapshot that thinks the primary thread is a child: the API answers 400.
+    # A stale snapshot that marks the primary thread as a child: the API returns 400.
     Thread.objects.filter(pk=primary.pk).update(is_primary=False)
     celery_worker_factory(concurrency=2)
 

@@ -1,8 +1,10 @@
 """Archive jobs end to end: a real Celery worker, Redis, PostgreSQL and the emulator over HTTP."""
 
 import time
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 
 from tests.threads.archive_helpers import job_wait_finished, snapshots_seed
 from threads.client import reset_api_clients
@@ -194,3 +196,18 @@ def test_archive_job_retry_failed_archives_them(api_settings, emulator, celery_w
     assert retried == 3
     assert progress.archived == 3
     assert progress.failed == 0
+
+
+def test_command_follows_job_to_finish(api_settings, emulator, celery_worker_factory):
+    snapshots_seed()
+    thread = Thread.objects.filter(
+        is_primary=False, archived_at__isnull=True, status="idle", workflow_run_id__isnull=True
+    ).first()
+    celery_worker_factory(concurrency=2)
+    out = StringIO()
+
+    call_command("archive_threads", "--thread-id", thread.id, "--yes", stdout=out, stderr=StringIO())
+
+    item = ArchiveItem.objects.get(thread_id=thread.id)
+    assert item.state == ArchiveItemState.ARCHIVED
+    assert "Archive job #%d finished: 1 archived, 0 skipped, 0 failed." % item.job_id in out.getvalue()

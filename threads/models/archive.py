@@ -140,7 +140,7 @@ class ArchiveOutcome(models.TextChoices):
 
 
 class ArchiveAuditEntry(models.Model):
-    """Who archived (or tried to archive) which thread, when, with the API's request id."""
+    """Record of one archive outcome: the user, the thread, the time and the API's request id."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

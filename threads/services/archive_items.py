@@ -14,7 +14,8 @@ Invariants, which every function here keeps:
   busy). Any other error is final at once. A retry returns the item to pending and
   re-queues its task with a countdown, so no worker sleeps through a backoff.
 * A 404 is not a failure: the thread is gone upstream, the item is skipped and the
-  snapshot marked gone. A 400 (a primary thread) is skipped with the API's message.
+  snapshot marked gone. A 400 (a primary thread) is skipped, with the API's message
+  kept as the last error.
 """
 
 import logging
@@ -50,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 BACKOFF_BASE_SECONDS = 1.0
 # Below the broker's visibility timeout (180 s by default), so a waiting retry is not
-# redelivered as a duplicate while a worker holds it.
+# redelivered as a duplicate while a worker keeps it reserved.
 BACKOFF_MAX_SECONDS = 120.0
 INTERRUPT_POLL_SECONDS = 1.0
 MAX_MESSAGE_LENGTH = 500
@@ -59,7 +60,7 @@ BUSY_STATUSES = (SnapshotStatus.RUNNING, SnapshotStatus.RESCHEDULING)
 
 @dataclass
 class AttemptOutcome:
-    """What one attempt decided for its item."""
+    """Decision of one attempt about its item."""
 
     state: ArchiveItemState
     audit: ArchiveOutcome | None = None
@@ -69,7 +70,7 @@ class AttemptOutcome:
     error_message: str = ""
     request_id: str = ""
     record: dict[str, Any] | None = None
-    gone: bool = False
+    thread_gone: bool = False
     interrupted: bool = False
     retry_after_seconds: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -82,7 +83,7 @@ class AttemptOutcome:
 def archive_item_process(*, item_id: int) -> ArchiveItemState | None:
     """Make one attempt at archiving the item, and record what happened.
 
-    Returns the item's new state, or None when another run holds the item or it is
+    Returns the item's new state, or None when another run has claimed the item or it is
     already final (a replayed task). A retry re-queues the item's task itself.
     """
     item = _item_claim(item_id=item_id)
@@ -158,8 +159,8 @@ def _attempt(*, item: ArchiveItem, job: ArchiveJob) -> AttemptOutcome:
 
 
 def _attempt_calls(*, client: anthropic.Anthropic, item: ArchiveItem, job: ArchiveJob) -> AttemptOutcome:
-    # A first attempt of a thread not known to be busy goes straight to archive; every
-    # other attempt looks first, so a lost response or a crash never costs a second archive.
+    # A first attempt of a thread not known to be busy goes straight to archive. Every
+    # other attempt looks first, so a lost response or a crash costs no second archive call.
     must_look_first = item.attempts > 1 or bool(item.last_error_type) or item.interrupt_first
     if must_look_first:
         record, request_id = _thread_retrieve(client=client, item=item)
@@ -230,7 +231,7 @@ def _thread_interrupt(*, client: anthropic.Anthropic, item: ArchiveItem) -> str:
 
 
 def _archived_outcome(*, record: dict, request_id: str, job: ArchiveJob) -> AttemptOutcome:
-    # The API answers 200 with the unchanged thread when it was archived before, so a
+    # The API returns 200 with the unchanged thread when it was archived before, so a
     # thread archived before this job started counts as archived, flagged "already".
     parsed = thread_record_parse(record=record)
     archived_at = parsed.values.get("archived_at")
@@ -257,7 +258,7 @@ def _outcome_from_status_error(
             state=ArchiveItemState.SKIPPED,
             audit=ArchiveOutcome.GONE,
             reason="gone upstream",
-            gone=True,
+            thread_gone=True,
         )
     if isinstance(exc, anthropic.BadRequestError):
         return _final_outcome(
@@ -311,7 +312,7 @@ def _final_outcome(
     state: ArchiveItemState,
     audit: ArchiveOutcome,
     reason: str,
-    gone: bool = False,
+    thread_gone: bool = False,
 ) -> AttemptOutcome:
     return AttemptOutcome(
         state=state,
@@ -320,7 +321,7 @@ def _final_outcome(
         error_type=type(exc).__name__,
         error_message=_error_message(exc),
         request_id=exc.request_id or "",
-        gone=gone,
+        thread_gone=thread_gone,
     )
 
 
@@ -409,7 +410,7 @@ def _item_finish(*, item: ArchiveItem, job: ArchiveJob, outcome: AttemptOutcome)
 
         if outcome.record is not None:
             _snapshot_update(item=item, record=outcome.record, fetched_at=now)
-        if outcome.gone:
+        if outcome.thread_gone:
             snapshot_mark_gone(model=Thread, ids=[item.thread_id], gone_at=now)
         _audit_write(item=item, outcome=outcome, user_id=job.created_by_id)
 

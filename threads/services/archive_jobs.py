@@ -6,8 +6,8 @@ Invariants:
   thread, written then, in batches. Nothing later adds items, so a thread created
   after the confirmation is never touched.
 * Nothing is sent before the grace deadline. The start task re-checks the job when it
-  runs, and only a job it moves from scheduled to running (a conditional update) gets
-  its items queued; a job cancelled before that sends nothing.
+  runs. Only a job that it moves from scheduled to running (a conditional update) gets
+  its items queued, so a job cancelled before that sends nothing.
 * Counts come from the items' states in one aggregate query, so a task delivered twice
   cannot count twice. A job finishes (a conditional update) once no item is open.
 """
@@ -60,7 +60,7 @@ SAMPLE_SIZE = 20
 
 
 class ArchiveSelectionError(ValueError):
-    """Raised when a selection of threads is invalid; the message says what to fix."""
+    """Raised when a selection of threads is invalid; the message names what to fix."""
 
 
 class ArchivePlan:
@@ -105,7 +105,7 @@ class ArchiveSelection:
 
 @dataclass
 class ArchiveDryRun:
-    """What confirming a selection would do, computed from the snapshots."""
+    """Outcome of confirming a selection, computed from the snapshots."""
 
     selected_count: int = 0
     planned_count: int = 0
@@ -569,7 +569,7 @@ def archive_job_retry_failed(*, job_id: int) -> int:
 
 @dataclass
 class ReconcileReport:
-    """What one reconciler run changed."""
+    """Changes made by one reconciler run."""
 
     stuck_requeued: int = 0
     stuck_failed: int = 0
@@ -581,10 +581,10 @@ class ReconcileReport:
 def archive_jobs_reconcile() -> ReconcileReport:
     """Recover work a crashed worker or a lost message left behind.
 
-    Requeues items in progress for longer than ARCHIVE_STUCK_AFTER_SECONDS (failing
-    those that used their last attempt), requeues pending items of running jobs
-    whose task is overdue or was never sent, starts scheduled jobs whose start task
-    is overdue, and finishes jobs whose items are all final.
+    Requeues items in progress for longer than ARCHIVE_STUCK_AFTER_SECONDS, and fails
+    those that used their last attempt. Requeues pending items of running jobs whose
+    task is overdue or was never sent. Starts scheduled jobs whose start task is
+    overdue, and finishes jobs whose items are all final.
     """
     from threads.tasks.archive import archive_job_start
 
@@ -641,7 +641,7 @@ def _stuck_items_recover(*, now, cutoff) -> tuple[int, int]:
 
 def _overdue_items_requeue(*, now, cutoff) -> int:
     # A pending item's task counts as lost when it was due (retry_at, else queued_at)
-    # before the cutoff and no item of its job was claimed since: while a job's items
+    # before the cutoff and no item of its job was claimed since. While a job's items
     # are still being claimed, its other tasks are taken to be waiting in the queue.
     # NOTE: a job starved by another job's long queue may get duplicate tasks, which
     # the claim makes harmless.

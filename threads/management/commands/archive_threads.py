@@ -59,6 +59,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--kind", default="", choices=[value for value, _label in KIND_CHOICES])
         parser.add_argument("--session", default="", help="only the threads of this session id")
+
         parser.add_argument(
             "--thread-id",
             action="append",
@@ -66,6 +67,7 @@ class Command(BaseCommand):
             dest="thread_ids",
             help="archive this thread id; repeat for several. Filters are then ignored",
         )
+
         parser.add_argument("--dry-run", action="store_true", help="print what would happen and stop")
         parser.add_argument("--user", default="", help="username recorded as the job's creator in the audit")
         parser.add_argument(
@@ -73,6 +75,7 @@ class Command(BaseCommand):
             action="store_true",
             help="interrupt running threads and archive them once idle, instead of skipping them",
         )
+
         parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         parser.add_argument(
             "--wait",
