@@ -54,32 +54,66 @@ def main() -> int:
     print("Stage logs in %s" % log_dir, flush=True)
 
     results = {}
-    results["sync"] = _stage("sync", ["--size", str(sizes["sync"])], redis_url=redis_url, log_dir=log_dir,
-                             settings={"ANTHROPIC_RATE_LIMIT_PER_SECOND": 100000,
-                                       "ANTHROPIC_RATE_LIMIT_BURST": 100000, "LOG_LEVEL": "WARNING"})  # fmt: skip
+    results["sync"] = _stage(
+        "sync",
+        ["--size", str(sizes["sync"])],
+        redis_url=redis_url,
+        log_dir=log_dir,
+        settings={
+            "ANTHROPIC_RATE_LIMIT_PER_SECOND": 100000,
+            "ANTHROPIC_RATE_LIMIT_BURST": 100000,
+            "LOG_LEVEL": "WARNING",
+        },
+    )
     results["sync_memory"] = _stage(
-        "sync", ["--size", str(sizes["sync_memory"])], redis_url=redis_url, log_dir=log_dir,
-        settings={"ANTHROPIC_RATE_LIMIT_PER_SECOND": 100000, "ANTHROPIC_RATE_LIMIT_BURST": 100000,
-                  "LOG_LEVEL": "WARNING"},
-    )  # fmt: skip
+        "sync",
+        ["--size", str(sizes["sync_memory"])],
+        redis_url=redis_url,
+        log_dir=log_dir,
+        settings={
+            "ANTHROPIC_RATE_LIMIT_PER_SECOND": 100000,
+            "ANTHROPIC_RATE_LIMIT_BURST": 100000,
+            "LOG_LEVEL": "WARNING",
+        },
+    )
     results["archive"] = _stage(
         "archive",
-        ["--size", str(sizes["archive"]), "--workers", str(args.archive_workers),
-         "--concurrency", str(args.archive_concurrency)],
-        redis_url=redis_url, log_dir=log_dir,
-        settings={"ANTHROPIC_RATE_LIMIT_PER_SECOND": 100, "ANTHROPIC_RATE_LIMIT_BURST": 10,
-                  "ARCHIVE_GRACE_SECONDS": 0, "LOG_LEVEL": "INFO"},
-    )  # fmt: skip
+        [
+            "--size",
+            str(sizes["archive"]),
+            "--workers",
+            str(args.archive_workers),
+            "--concurrency",
+            str(args.archive_concurrency),
+        ],
+        redis_url=redis_url,
+        log_dir=log_dir,
+        settings={
+            "ANTHROPIC_RATE_LIMIT_PER_SECOND": 100,
+            "ANTHROPIC_RATE_LIMIT_BURST": 10,
+            "ARCHIVE_GRACE_SECONDS": 0,
+            "LOG_LEVEL": "INFO",
+        },
+    )
     results["pages"] = _stage(
-        "pages", [arg for size in page_sizes for arg in ("--size", str(size))],
-        redis_url=redis_url, log_dir=log_dir, settings={"LOG_LEVEL": "WARNING"},
-    )  # fmt: skip
+        "pages",
+        [arg for size in page_sizes for arg in ("--size", str(size))],
+        redis_url=redis_url,
+        log_dir=log_dir,
+        settings={"LOG_LEVEL": "WARNING"},
+    )
 
     table = report_table(results, page_sizes=page_sizes, full_sizes=FULL_SIZES["pages"])
     print(table)
     if not args.no_write:
-        args.out.write_text(report_markdown(table=table, argv=sys.argv[1:], minutes=(time.monotonic() - started) / 60,
-                                            skipped=_skipped(args)))  # fmt: skip
+        args.out.write_text(
+            report_markdown(
+                table=table,
+                argv=sys.argv[1:],
+                minutes=(time.monotonic() - started) / 60,
+                skipped=_skipped(args),
+            )
+        )
         print("Wrote %s" % args.out)
     return 0
 
@@ -109,16 +143,25 @@ def _stage(name: str, stage_args: list[str], *, redis_url: str, log_dir: Path, s
     try:
         with open(log_path, "wb") as log:
             env = django_env(database_url=database_url, redis_url=redis_url, **settings)
-            completed = subprocess.run(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       timeout=STAGE_TIMEOUT_SECONDS, check=False)  # fmt: skip
+            completed = subprocess.run(
+                command,
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=STAGE_TIMEOUT_SECONDS,
+                check=False,
+            )
     finally:
         redis_clear_project_keys(redis_url)
         database_drop(database_url)
 
     if completed.returncode != 0:
         tail = log_path.read_text(errors="replace")[-4000:]
-        raise SystemExit("Stage %s failed with exit status %d. Log %s ends:\n%s" % (
-            name, completed.returncode, log_path, tail))  # fmt: skip
+        raise SystemExit(
+            "Stage %s failed with exit status %d. Log %s ends:\n%s"
+            % (name, completed.returncode, log_path, tail)
+        )
     print("  %s done in %.0f s" % (name, time.monotonic() - started), flush=True)
     return json.loads(out.read_text())
 
@@ -137,57 +180,101 @@ def report_table(results: dict, *, page_sizes: list[int], full_sizes: tuple[int,
 
     sync = results["sync"]
     ratio = sync["seconds"] / sync["ideal_seconds"]
-    _row(rows, "Sync, %s threads at %d ms latency" % (f"{sync['threads']:,}", sync["latency_ms"]),
-         "%.0f threads/s (%.1f s, %d API calls, concurrency %d)" % (
-             sync["threads"] / sync["seconds"], sync["seconds"], sync["api_calls"], sync["concurrency"]))  # fmt: skip
-    _row(rows, "  time / latency-bound ideal (%.2f s)" % sync["ideal_seconds"], "%.2fx" % ratio,
-         "<= %.2fx" % targets.SYNC_IDEAL_RATIO_MAX, targets.at_most(ratio, targets.SYNC_IDEAL_RATIO_MAX))  # fmt: skip
+    _row(
+        rows,
+        "Sync, %s threads at %d ms latency" % (f"{sync['threads']:,}", sync["latency_ms"]),
+        "%.0f threads/s (%.1f s, %d API calls, concurrency %d)"
+        % (sync["threads"] / sync["seconds"], sync["seconds"], sync["api_calls"], sync["concurrency"]),
+    )
+    _row(
+        rows,
+        "  time / latency-bound ideal (%.2f s)" % sync["ideal_seconds"],
+        "%.2fx" % ratio,
+        "<= %.2fx" % targets.SYNC_IDEAL_RATIO_MAX,
+        targets.at_most(ratio, targets.SYNC_IDEAL_RATIO_MAX),
+    )
     _row(rows, "  peak resident memory", "%.0f MB" % _mb(sync["maxrss_mib"]))
 
     memory = results["sync_memory"]
     peak = _mb(memory["maxrss_mib"])
-    _row(rows, "Sync, %s threads: peak resident memory" % f"{memory['threads']:,}",
-         "%.0f MB (%.0f threads/s)" % (peak, memory["threads"] / memory["seconds"]),
-         "< %.0f MB" % targets.SYNC_PEAK_MB_MAX, targets.at_most(peak, targets.SYNC_PEAK_MB_MAX, unit=" MB"))  # fmt: skip
+    _row(
+        rows,
+        "Sync, %s threads: peak resident memory" % f"{memory['threads']:,}",
+        "%.0f MB (%.0f threads/s)" % (peak, memory["threads"] / memory["seconds"]),
+        "< %.0f MB" % targets.SYNC_PEAK_MB_MAX,
+        targets.at_most(peak, targets.SYNC_PEAK_MB_MAX, unit=" MB"),
+    )
 
     archive = results["archive"]
     share = archive["per_second"] / archive["rate_limit"]
-    _row(rows, "Bulk archive, %s threads, emulator at %d requests/s" % (f"{archive['threads']:,}", archive["rate_limit"]),
-         "%.1f archived/s over %.1f s (%d archived, %d failed, job %s)" % (
-             archive["per_second"], archive["seconds"], archive["archived"], archive["failed"], archive["job_status"]))  # fmt: skip
-    _row(rows, "  share of the rate-limit ceiling", "%.1f%%" % (share * 100),
-         ">= %.0f%%" % (targets.ARCHIVE_CEILING_SHARE_MIN * 100),
-         targets.at_least(share, targets.ARCHIVE_CEILING_SHARE_MIN, percent=True))  # fmt: skip
-    _row(rows, "  emulator requests, by status", "%d: %s" % (
-        archive["emulator_requests"], json.dumps(archive["emulator_statuses"], sort_keys=True)))  # fmt: skip
+    _row(
+        rows,
+        "Bulk archive, %s threads, emulator at %d requests/s"
+        % (f"{archive['threads']:,}", archive["rate_limit"]),
+        "%.1f archived/s over %.1f s (%d archived, %d failed, job %s)"
+        % (
+            archive["per_second"],
+            archive["seconds"],
+            archive["archived"],
+            archive["failed"],
+            archive["job_status"],
+        ),
+    )
+    _row(
+        rows,
+        "  share of the rate-limit ceiling",
+        "%.1f%%" % (share * 100),
+        ">= %.0f%%" % (targets.ARCHIVE_CEILING_SHARE_MIN * 100),
+        targets.at_least(share, targets.ARCHIVE_CEILING_SHARE_MIN, percent=True),
+    )
+    _row(
+        rows,
+        "  emulator requests, by status",
+        "%d: %s" % (archive["emulator_requests"], json.dumps(archive["emulator_statuses"], sort_keys=True)),
+    )
 
     pages = results["pages"]
     small = str(page_sizes[0])
     large = str(page_sizes[-1]) if len(page_sizes) > 1 else None
     large_label = f"{int(large):,}" if large else f"{full_sizes[1]:,} (skipped)"
-    _row(rows, "Pages (median of %d, server time)" % 7, "%s threads | %s threads | ratio | queries" % (
-        f"{int(small):,}", large_label))  # fmt: skip
+    _row(
+        rows,
+        "Pages (median of %d, server time)" % 7,
+        "%s threads | %s threads | ratio | queries" % (f"{int(small):,}", large_label),
+    )
     for name, small_page in pages[small]["pages"].items():
         limit = targets.USAGE_PAGE_RATIO_MAX if name in PAGE_NAMES_USAGE else targets.PAGE_RATIO_MAX
         if large:
             large_page = pages[large]["pages"][name]
             page_ratio = large_page["median_ms"] / small_page["median_ms"]
             figure = "%.1f ms | %.1f ms | %.2fx | %d / %d" % (
-                small_page["median_ms"], large_page["median_ms"], page_ratio, small_page["queries"], large_page["queries"])  # fmt: skip
+                small_page["median_ms"],
+                large_page["median_ms"],
+                page_ratio,
+                small_page["queries"],
+                large_page["queries"],
+            )
         else:
             page_ratio = None
             figure = "%.1f ms | - | - | %d" % (small_page["median_ms"], small_page["queries"])
         _row(rows, "  " + name, figure, "<= %.1fx" % limit, targets.at_most(page_ratio, limit))
-    loads = ", ".join("%s threads in %.0f s" % (f"{int(size):,}", pages[size]["load_seconds"]) for size in pages)
+    loads = ", ".join(
+        "%s threads in %.0f s" % (f"{int(size):,}", pages[size]["load_seconds"]) for size in pages
+    )
     _row(rows, "  snapshot load (COPY, indexes rebuilt after)", loads)
 
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     header = ("measure", "figure", "target", "result")
-    lines = [" | ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=False)) + " | result"[:0]]
-    lines = ["%s | %s | %s | %s" % (header[0].ljust(widths[0]), header[1].ljust(widths[1]), header[2].ljust(widths[2]), header[3])]  # fmt: skip
+    lines = [
+        "%s | %s | %s | %s"
+        % (header[0].ljust(widths[0]), header[1].ljust(widths[1]), header[2].ljust(widths[2]), header[3])
+    ]
     lines.append("-" * (sum(widths) + 9 + 10))
     for label, figure, target, verdict in rows:
-        lines.append("%s | %s | %s | %s" % (label.ljust(widths[0]), figure.ljust(widths[1]), target.ljust(widths[2]), verdict))  # fmt: skip
+        lines.append(
+            "%s | %s | %s | %s"
+            % (label.ljust(widths[0]), figure.ljust(widths[1]), target.ljust(widths[2]), verdict)
+        )
     return "\n".join(lines)
 
 

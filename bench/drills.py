@@ -76,17 +76,28 @@ class DrillResult:
             "%s %-13s %d threads: %d archived, %d failed, %d skipped; %d attempts, %d archive calls, "
             "%d state changes; %d sync runs; %.0f s%s"
             % (
-                "PASS" if self.passed else "FAIL", self.name, self.threads, self.archived, self.failed,
-                self.skipped, self.attempts, self.archive_calls, self.archive_changes, self.sync_runs,
-                self.seconds, "".join("\n    " + event for event in self.events),
+                "PASS" if self.passed else "FAIL",
+                self.name,
+                self.threads,
+                self.archived,
+                self.failed,
+                self.skipped,
+                self.attempts,
+                self.archive_calls,
+                self.archive_changes,
+                self.sync_runs,
+                self.seconds,
+                "".join("\n    " + event for event in self.events),
             )
-        )  # fmt: skip
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.drills", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=300, help="threads archived per drill (default 300)")
-    parser.add_argument("--only", action="append", choices=DRILL_NAMES, help="run this drill; repeat for several")
+    parser.add_argument(
+        "--only", action="append", choices=DRILL_NAMES, help="run this drill; repeat for several"
+    )
     parser.add_argument("--database", default="bench_drills", help="PostgreSQL database created and dropped")
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON to this file")
     args = parser.parse_args()
@@ -138,9 +149,15 @@ def drill_run(name: str, *, threads: int, redis: RedisServer) -> DrillResult:
             emulator.configure(**FAULTS)
             injector = Forced429(emulator, share=FAULT_429_SHARE).start()
         result.sync_runs = _sync_until_clean(result)
-        workers.append(worker_start(emulator=emulator, concurrency=WORKER_CONCURRENCY, name="drill-0", extra_env=WORKER_ENV))
+        workers.append(
+            worker_start(
+                emulator=emulator, concurrency=WORKER_CONCURRENCY, name="drill-0", extra_env=WORKER_ENV
+            )
+        )
 
-        job_id = _job_run(name, thread_ids=thread_ids, emulator=emulator, workers=workers, redis=redis, result=result)
+        job_id = _job_run(
+            name, thread_ids=thread_ids, emulator=emulator, workers=workers, redis=redis, result=result
+        )
         if injector is not None:
             injector.stop()
             result.events.append("429s forced: %d" % injector.forced)
@@ -175,7 +192,11 @@ def _sync_until_clean(result: DrillResult) -> int:
 
 def _job_run(name, *, thread_ids, emulator, workers, redis: RedisServer, result: DrillResult) -> int:
     from bench.live import job_wait, worker_start
-    from threads.services.archive_jobs import archive_job_create, archive_jobs_reconcile, archive_selection_build
+    from threads.services.archive_jobs import (
+        archive_job_create,
+        archive_jobs_reconcile,
+        archive_selection_build,
+    )
 
     selection = archive_selection_build(scope="selected", thread_ids=thread_ids)
     job = archive_job_create(selection=selection, interrupt_running=False)
@@ -186,16 +207,25 @@ def _job_run(name, *, thread_ids, emulator, workers, redis: RedisServer, result:
             state["disrupted"] = True
             if name == "kill-worker":
                 workers[-1].kill()
-                result.events.append("worker killed (SIGKILL to its process group) at %d of %d done"
-                                     % (progress.done, progress.total))  # fmt: skip
-                workers.append(worker_start(emulator=emulator, concurrency=WORKER_CONCURRENCY,
-                                            name="drill-1", extra_env=WORKER_ENV))  # fmt: skip
+                result.events.append(
+                    "worker killed (SIGKILL to its process group) at %d of %d done"
+                    % (progress.done, progress.total)
+                )
+                workers.append(
+                    worker_start(
+                        emulator=emulator,
+                        concurrency=WORKER_CONCURRENCY,
+                        name="drill-1",
+                        extra_env=WORKER_ENV,
+                    )
+                )
             else:
                 redis.kill()
                 time.sleep(REDIS_DOWN_SECONDS)
                 redis.start()
-                result.events.append("redis-server killed and restarted at %d of %d done"
-                                     % (progress.done, progress.total))  # fmt: skip
+                result.events.append(
+                    "redis-server killed and restarted at %d of %d done" % (progress.done, progress.total)
+                )
         if time.monotonic() - state["reconciled_at"] >= RECONCILE_EVERY_SECONDS:
             state["reconciled_at"] = time.monotonic()
             try:
@@ -218,7 +248,14 @@ def _check(result: DrillResult, *, job_id: int, emulator, thread_ids: list[str],
     """Compare items, snapshots and the emulator's state and log; add every disagreement to problems."""
     from django.db.models import Count
 
-    from threads.models import ArchiveAuditEntry, ArchiveItem, ArchiveItemState, ArchiveJob, ArchiveOutcome, Thread
+    from threads.models import (
+        ArchiveAuditEntry,
+        ArchiveItem,
+        ArchiveItemState,
+        ArchiveJob,
+        ArchiveOutcome,
+        Thread,
+    )
 
     problems = result.problems
     job = ArchiveJob.objects.get(pk=job_id)
@@ -243,10 +280,22 @@ def _check(result: DrillResult, *, job_id: int, emulator, thread_ids: list[str],
         problems.append("%d of %d items archived" % (result.archived, len(thread_ids)))
     for item in items.values():
         if item.state == ArchiveItemState.FAILED:
-            problems.append("item of thread %s failed after %d attempts: %s" % (item.thread_id, item.attempts, item.reason))
-    if (job.archived_count, job.failed_count, job.skipped_count) != (result.archived, result.failed, result.skipped):
-        problems.append("job counts %s differ from item states %s" % (
-            (job.archived_count, job.failed_count, job.skipped_count), (result.archived, result.failed, result.skipped)))  # fmt: skip
+            problems.append(
+                "item of thread %s failed after %d attempts: %s"
+                % (item.thread_id, item.attempts, item.reason)
+            )
+    if (job.archived_count, job.failed_count, job.skipped_count) != (
+        result.archived,
+        result.failed,
+        result.skipped,
+    ):
+        problems.append(
+            "job counts %s differ from item states %s"
+            % (
+                (job.archived_count, job.failed_count, job.skipped_count),
+                (result.archived, result.failed, result.skipped),
+            )
+        )
 
     audits = ArchiveAuditEntry.objects.filter(job_id=job_id, outcome=ArchiveOutcome.ARCHIVED)
     for row in audits.values("thread_id").annotate(count=Count("id")).filter(count__gt=1):
@@ -264,10 +313,15 @@ def _check(result: DrillResult, *, job_id: int, emulator, thread_ids: list[str],
         if (archived_at is None) != (upstream_archived is None) or (
             archived_at and abs((archived_at - upstream_archived).total_seconds()) > 0.001
         ):
-            problems.append("thread %s: snapshot archived_at %s, emulator %s" % (thread_id, archived_at, row["archived_at"]))
+            problems.append(
+                "thread %s: snapshot archived_at %s, emulator %s"
+                % (thread_id, archived_at, row["archived_at"])
+            )
         item = items.get(thread_id)
         if item is not None and (item.state == ArchiveItemState.ARCHIVED) != (upstream_archived is not None):
-            problems.append("thread %s: item %s, emulator archived_at %s" % (thread_id, item.state, row["archived_at"]))
+            problems.append(
+                "thread %s: item %s, emulator archived_at %s" % (thread_id, item.state, row["archived_at"])
+            )
 
     for thread_id, count in changes.items():
         if count > 1:
@@ -277,11 +331,16 @@ def _check(result: DrillResult, *, job_id: int, emulator, thread_ids: list[str],
         if item is None:
             problems.append("thread %s got %d archive calls but is in no item" % (thread_id, count))
         elif count > item.attempts:
-            problems.append("thread %s got %d archive calls in %d attempts" % (thread_id, count, item.attempts))
+            problems.append(
+                "thread %s got %d archive calls in %d attempts" % (thread_id, count, item.attempts)
+            )
         elif not faults and count != changes.get(thread_id, 0):
             # Without injected faults every call reaches the store, so a call that
             # changed nothing was sent for a thread already archived.
-            problems.append("thread %s got %d archive calls for %d changes" % (thread_id, count, changes.get(thread_id, 0)))
+            problems.append(
+                "thread %s got %d archive calls for %d changes"
+                % (thread_id, count, changes.get(thread_id, 0))
+            )
 
 
 class Forced429:

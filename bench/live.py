@@ -100,7 +100,9 @@ def workers_start(
     *, emulator: EmulatorProcess, count: int, concurrency: int, extra_env: dict[str, str] | None = None
 ) -> list[WorkerProcess]:
     return [
-        worker_start(emulator=emulator, concurrency=concurrency, name="bench-worker-%d" % index, extra_env=extra_env)
+        worker_start(
+            emulator=emulator, concurrency=concurrency, name="bench-worker-%d" % index, extra_env=extra_env
+        )
         for index in range(count)
     ]
 

@@ -105,9 +105,13 @@ def archive_stage(*, threads: int, workers: int, concurrency: int) -> dict:
 
     sessions = math.ceil(threads * 1.6 / CHILDREN_PER_SESSION) + 5
     emulator = emulator_start(
-        "--sessions", str(sessions), "--children", "%d:%d" % (CHILDREN_PER_SESSION, CHILDREN_PER_SESSION),
-        "--rate-limit", str(ARCHIVE_RATE_LIMIT),
-    )  # fmt: skip
+        "--sessions",
+        str(sessions),
+        "--children",
+        "%d:%d" % (CHILDREN_PER_SESSION, CHILDREN_PER_SESSION),
+        "--rate-limit",
+        str(ARCHIVE_RATE_LIMIT),
+    )
     started_workers = []
     try:
         thread_ids = archivable_threads_prepare(emulator, count=threads)
@@ -156,9 +160,8 @@ def archive_stage(*, threads: int, workers: int, concurrency: int) -> dict:
 
 def pages_stage(*, sizes: list[int]) -> dict:
     """Load each size of synthetic snapshots in turn and time every page on it."""
-    from threads.management.commands.bench_usage import bench_rows_delete, database_analyze
-
     from bench.loader import snapshots_load
+    from threads.management.commands.bench_usage import bench_rows_delete, database_analyze
 
     results: dict[str, dict] = {}
     for size in sizes:

@@ -26,8 +26,11 @@ def at_most(value: float | None, limit: float, *, unit: str = "x") -> Verdict:
         return Verdict("SKIPPED")
     if value <= limit:
         return Verdict("PASS")
-    return Verdict("MISS", "(%.2f%s over the %.2f%s limit, %.0f%% more)" % (
-        value - limit, unit, limit, unit, (value / limit - 1) * 100))  # fmt: skip
+    return Verdict(
+        "MISS",
+        "(%.2f%s over the %.2f%s limit, %.0f%% more)"
+        % (value - limit, unit, limit, unit, (value / limit - 1) * 100),
+    )
 
 
 def at_least(value: float | None, floor: float, *, percent: bool = False) -> Verdict:

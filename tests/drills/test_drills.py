@@ -23,13 +23,27 @@ DRILLS_TIMEOUT_SECONDS = 600
 def drill_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("drills") / "results.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.drills", "--threads", str(DRILL_THREADS),
-         "--database", "bench_drills_ci", "--json-out", str(out)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=DRILLS_TIMEOUT_SECONDS,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bench.drills",
+            "--threads",
+            str(DRILL_THREADS),
+            "--database",
+            "bench_drills_ci",
+            "--json-out",
+            str(out),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=DRILLS_TIMEOUT_SECONDS,
+    )
     print(completed.stdout[-8000:], completed.stderr[-8000:])
     assert out.exists(), "bench.drills wrote no results; its output:\n%s\n%s" % (
-        completed.stdout[-4000:], completed.stderr[-4000:])  # fmt: skip
+        completed.stdout[-4000:],
+        completed.stderr[-4000:],
+    )
     return {result["name"]: result for result in json.loads(out.read_text())}
 
 
