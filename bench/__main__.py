@@ -294,6 +294,9 @@ def report_markdown(*, table: str, argv: list[str], minutes: float, skipped: lis
         "Machine: %s cores, %s memory, %s; Python %s, PostgreSQL %s."
         % (facts["cores"], facts["memory"], facts["cpu"], facts["python"], facts["postgresql"]),
         "",
+        "Load average (1, 5, 15 min) when the run ended: %.2f, %.2f, %.2f. Above the core count, other "
+        "processes competed for the CPU during the run, which slows every figure here." % os.getloadavg(),
+        "",
     ]
     lines += ["- " + note for note in skipped]
     lines += ["", "```text", table, "```", ""]
