@@ -256,48 +256,109 @@ def usage_params_from_query(query, *, today: date) -> UsageParams:
 # ---------------------------------------------------------------------------
 
 
-def usage_totals(*, thread_filter: ThreadFilter, dirty_days: list[date] | None = None) -> dict:
+def usage_totals(
+    *, thread_filter: ThreadFilter, dirty_days: list[date] | None = None, session_count: bool = True
+) -> dict:
     """Return token, cost and time sums over the threads the filter selects.
 
     Adds `session_count`, the number of sessions those threads belong to, which
-    needs the thread rows. `dirty_days` is `usage_rollup_dirty_days()` when the
-    caller has it already.
+    needs the thread rows, unless `session_count` is False (`usage_session_totals`
+    returns it too). `dirty_days` is `usage_rollup_dirty_days()` when the caller has
+    it already.
     """
     [totals] = _usage_rows(thread_filter=thread_filter, group="total", dirty_days=dirty_days) or [
         _empty_usage_row()
     ]
-    session_count = thread_list_filtered(thread_filter=thread_filter).aggregate(
-        session_count=Count("session_id", distinct=True)
-    )["session_count"]
-    return {**totals, "session_count": session_count}
+    if not session_count:
+        return totals
+    selected = thread_list_filtered(thread_filter=thread_filter)
+    return {**totals, **selected.aggregate(session_count=Count("session_id", distinct=True))}
+
+
+# One statement: the CTE of selected session ids is computed once (PostgreSQL
+# materialises a CTE that is referenced twice) and feeds the distinct count, the
+# sessions' own figures and the sums over all their threads.
+SESSION_TOTALS_SQL = """
+WITH selected AS ({selected}),
+session_sums AS (
+    SELECT
+        COUNT(*),
+        COUNT(session.id),
+        COUNT(CASE WHEN {session_usage_unknown} THEN 1 END),
+        COUNT(CASE WHEN NOT ({session_cost_known}) THEN 1 END),
+        SUM(CASE WHEN {session_cost_known} THEN session.list_cost_amount END),
+        SUM(session.active_seconds),
+        SUM(CASE WHEN NOT ({session_usage_unknown}) THEN {session_total_tokens} END)
+    FROM selected LEFT JOIN {session_table} AS session ON session.id = selected.session_id
+),
+thread_sums AS (
+    SELECT
+        COUNT(thread.id),
+        COUNT(CASE WHEN NOT ({cost_known}) THEN 1 END),
+        SUM(CASE WHEN {cost_known} THEN thread.list_cost_amount END),
+        SUM(CASE WHEN NOT ({usage_unknown}) THEN {total_tokens} END)
+    FROM {thread_table} AS thread
+    WHERE thread.session_id IN (SELECT session_id FROM selected)
+)
+SELECT * FROM session_sums CROSS JOIN thread_sums
+"""
+SESSION_TOTALS_KEYS = (
+    "selected_session_count",
+    "session_count",
+    "session_usage_unknown_count",
+    "session_cost_unknown_count",
+    "session_list_cost_amount",
+    "session_active_seconds",
+    "session_total_tokens",
+    "threads_thread_count",
+    "threads_cost_unknown_count",
+    "threads_list_cost_amount",
+    "threads_total_tokens",
+)
 
 
 def usage_session_totals(*, thread_filter: ThreadFilter) -> dict:
     """Return the sessions' own usage next to the sum over all their threads.
 
     Covers every session that contains at least one selected thread. Such a session
-    counts whole, so threads the filter leaves out count in both figures. The session figure includes session
-    runtime and is rounded once, so it differs from the thread sum; it is the
-    authoritative cost. Keys: `session_*` for the sessions' own figures,
-    `threads_*` for the sums over their threads.
+    counts whole, so threads the filter leaves out count in both figures. The
+    session figure includes session runtime and is rounded once, so it differs from
+    the thread sum; it is the authoritative cost. Keys: `session_*` for the
+    sessions' own figures (`session_count` counts synced sessions only),
+    `threads_*` for the sums over their threads, and `selected_session_count`, the
+    number of distinct session ids among the selected threads (as
+    `usage_totals()["session_count"]`). One query.
     """
-    session_ids = thread_list_filtered(thread_filter=thread_filter).values("session_id")
+    selected = thread_list_filtered(thread_filter=thread_filter).values("session_id").distinct().order_by()
+    selected_sql, params = selected.query.sql_with_params()
 
-    sessions = Session.objects.filter(id__in=session_ids).aggregate(
-        session_count=Count("id"),
-        session_usage_unknown_count=Count("id", filter=USAGE_UNKNOWN),
-        session_cost_unknown_count=Count("id", filter=~COST_KNOWN),
-        session_list_cost_amount=Sum("list_cost_amount", filter=COST_KNOWN),
-        session_active_seconds=Sum("active_seconds"),
-        session_total_tokens=Sum(_row_total_tokens(), filter=~USAGE_UNKNOWN),
+    def on(alias: str, sql: str) -> str:
+        return sql.replace("thread.", alias + ".")
+
+    sql = SESSION_TOTALS_SQL.format(
+        selected=selected_sql,
+        thread_table=connection.ops.quote_name(Thread._meta.db_table),
+        session_table=connection.ops.quote_name(Session._meta.db_table),
+        usage_unknown=_TREE_USAGE_UNKNOWN,
+        cost_known=_TREE_COST_KNOWN,
+        total_tokens=_TREE_TOTAL_TOKENS,
+        session_usage_unknown=on("session", _TREE_USAGE_UNKNOWN),
+        session_cost_known=on("session", _TREE_COST_KNOWN),
+        session_total_tokens=on("session", _TREE_TOTAL_TOKENS),
     )
-    threads = Thread.objects.filter(session_id__in=session_ids).aggregate(
-        threads_thread_count=Count("id"),
-        threads_cost_unknown_count=Count("id", filter=~COST_KNOWN),
-        threads_list_cost_amount=Sum("list_cost_amount", filter=COST_KNOWN),
-        threads_total_tokens=Sum(_row_total_tokens(), filter=~USAGE_UNKNOWN),
-    )
-    return {**sessions, **threads}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        values = cursor.fetchone()
+
+    totals = dict(zip(SESSION_TOTALS_KEYS, values, strict=True))
+    for name, value in totals.items():
+        if name != "session_active_seconds":
+            totals[name] = _optional_int(value)
+    if totals["session_active_seconds"] is not None:
+        totals["session_active_seconds"] = float(totals["session_active_seconds"])
+    for name in ("selected_session_count", "session_count", "threads_thread_count"):
+        totals[name] = totals[name] or 0
+    return totals
 
 
 # ---------------------------------------------------------------------------
@@ -646,8 +707,9 @@ def usage_overview(*, params: UsageParams) -> dict:
     thread_filter = params.thread_filter
     dirty_days = usage_rollup_dirty_days() if usage_rollup_supported(thread_filter) else []
 
-    totals = usage_totals(thread_filter=thread_filter, dirty_days=dirty_days)
+    totals = usage_totals(thread_filter=thread_filter, dirty_days=dirty_days, session_count=False)
     session_totals = usage_session_totals(thread_filter=thread_filter)
+    totals["session_count"] = session_totals.pop("selected_session_count")
     daily = usage_daily(thread_filter=thread_filter, dirty_days=dirty_days)
     breakdown = usage_breakdown_page(
         thread_filter=thread_filter, breakdown=params.breakdown, sort=params.sort, dirty_days=dirty_days
