@@ -11,11 +11,11 @@ Costs are minor units of USD (cents), the only currency the API reports. A cost 
 any other currency is counted as unknown instead of being added to dollars.
 
 Totals, the daily series and the agent and model breakdowns read the daily rollups
-(threads/models/usage.py) when the filter uses only their key columns: rollup rows
-for clean days, plus the threads of days marked dirty and of threads without a
-creation time, summed directly and merged in Python. A filter with free text `q` or
-a `session` falls back to summing the thread table. Session figures and top lists
-need single rows and always read the snapshot tables.
+(threads/models/usage.py) when the filter uses only their key columns. They sum
+rollup rows for clean days and thread rows for days marked dirty and for threads
+without a creation time, and merge the two in Python. A filter with free text `q`
+or a `session` falls back to summing the thread table. Session figures and top
+lists need single rows and always read the snapshot tables.
 """
 
 import operator

@@ -297,7 +297,7 @@ def test_snapshot_write_marks_old_and_new_day():
 def test_refresh_skips_when_another_refresh_holds_lock():
     ThreadFactory(created_at=TODAY)
     with connection.cursor() as cursor:
-        # A second connection stands in for a concurrent refresh.
+        # A second connection takes the lock, as a concurrent refresh would.
         from django.db import connections
 
         other = connections.create_connection("default")

@@ -84,8 +84,9 @@ class UsageRollupDirtyDay(models.Model):
 
 # Thread rows saved or deleted one at a time through the ORM (the admin, factories,
 # shell fixes) mark their days here. Batched writers bypass these signals and mark
-# days themselves (threads/services/snapshot_write.py), as do `QuerySet.update()`
-# callers that change a column the rollups sum or group by.
+# days themselves (threads/services/snapshot_write.py). `QuerySet.update()` bypasses
+# them too, so a caller that changes a column the rollups sum or group by must call
+# `usage_rollup_mark_dirty` in the same transaction.
 def _thread_days_mark(*, days) -> None:
     from threads.services.usage_rollup import usage_rollup_mark_dirty
 

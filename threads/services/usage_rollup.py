@@ -3,9 +3,9 @@
 Invariant: for every UTC day that has no `UsageRollupDirtyDay` row, the day's
 `UsageDailyRollup` rows equal the sums over the committed threads created that day.
 Writers keep it by marking a thread's old and new day dirty in the transaction that
-changes the thread (`usage_rollup_marking`); the refresh keeps it by locking the dirty
-rows before it reads the threads and deleting them in the transaction that rewrites
-the days. A writer that marks a day while a refresh holds it waits for that refresh
+changes the thread (`usage_rollup_marking`). The refresh keeps it by locking the dirty
+rows before it reads the threads, and by deleting them in the transaction that
+rewrites the days. A writer that marks a day while a refresh holds it waits for that refresh
 to commit and then marks the day again, so no change is lost.
 
 Readers (threads/selectors_usage.py) read rollups for clean days and sum the threads
@@ -113,10 +113,11 @@ def _rollup_select(threads) -> tuple[str, tuple]:
         "s_active_seconds": Sum("active_seconds"),
     }
     rows = threads.annotate(**keys).values(*keys).annotate(**sums).order_by()
-    # values() lists its names in the order given and the aggregates follow in
-    # insertion order (Django 5.2); checked against the column list below.
-    sql, params = rows.query.sql_with_params()
-    return sql, params
+    # INSERT ... SELECT matches columns by position, so the SELECT must list the
+    # keys, then the sums, in KEY_FIELDS and SUM_FIELDS order.
+    if list(rows.query.annotation_select) != [*keys, *sums]:
+        raise RuntimeError("Rollup SELECT columns are out of order: %s" % list(rows.query.annotation_select))
+    return rows.query.sql_with_params()
 
 
 def _rollup_insert(*, threads) -> int:
@@ -190,7 +191,8 @@ def usage_rollup_refresh_dirty() -> int:
     """Refresh the days marked dirty and clear their marks; return how many days were refreshed.
 
     Returns 0 at once when another refresh holds the lock: that one clears the marks.
-    Marks that a writer holds uncommitted are skipped and refreshed next time.
+    Marks that a writer has locked and not yet committed are skipped and refreshed
+    next time.
     """
     started = time.monotonic()
     with transaction.atomic():

@@ -1,11 +1,11 @@
 """Time the usage page's selectors at 10,000 threads and at --threads threads.
 
 Inserts synthetic session and thread snapshots (PostgreSQL COPY, or bulk_create in
-batches of 10,000 elsewhere), rebuilds the daily usage rollups, times each selector
-on the rollup path and on the thread-table path that a free-text filter takes,
-prints a table with the ratio between the two sizes, and deletes what it inserted.
-Run it on a database of its own: it stops with an error when the database already
-contains snapshots.
+batches of 10,000 elsewhere) and rebuilds the daily usage rollups. Then it times each
+selector on the rollup path and on the thread-table path that a free-text filter
+takes, prints a table with the ratio between the two sizes, and deletes what it
+inserted. Run it on a database of its own: it stops with an error when the database
+already contains snapshots.
 
 On PostgreSQL the COPY runs with the snapshot tables' secondary indexes dropped and
 rebuilds them afterwards, which is much faster than updating some 30 indexes per
