@@ -42,6 +42,13 @@ class RateLimitWaitTimeout(Exception):
     """Raised when no token became free within the caller's maximum wait."""
 
 
+class RateLimiterUnavailable(Exception):
+    """Raised when the limiter's shared store (Redis) cannot be reached.
+
+    No API call was made; the caller may retry once the store is back.
+    """
+
+
 @dataclass(frozen=True)
 class BucketConfig:
     rate_per_second: float
@@ -102,11 +109,21 @@ class RedisBucketStore:
         self._pause = self._redis.register_script(_PAUSE_SCRIPT)
 
     def try_take(self, config: BucketConfig, reserve: float) -> tuple[bool, float]:
-        taken, wait = self._take(keys=[REDIS_KEY], args=[config.rate_per_second, config.burst, reserve])
+        import redis
+
+        try:
+            taken, wait = self._take(keys=[REDIS_KEY], args=[config.rate_per_second, config.burst, reserve])
+        except redis.RedisError as exc:
+            raise RateLimiterUnavailable("Rate limiter store unavailable: %s" % type(exc).__name__) from exc
         return taken in (b"1", "1"), float(wait)
 
     def pause(self, seconds: float) -> None:
-        self._pause(keys=[REDIS_KEY], args=[seconds])
+        import redis
+
+        try:
+            self._pause(keys=[REDIS_KEY], args=[seconds])
+        except redis.RedisError as exc:
+            raise RateLimiterUnavailable("Rate limiter store unavailable: %s" % type(exc).__name__) from exc
 
     def reset(self) -> None:
         self._redis.delete(REDIS_KEY)

@@ -87,3 +87,20 @@ def test_backoff_honours_retry_after():
 def test_backoff_capped():
     assert _backoff_seconds(attempts=30, retry_after=None) <= BACKOFF_MAX_SECONDS
     assert _backoff_seconds(attempts=1, retry_after=3600.0) == BACKOFF_MAX_SECONDS
+
+
+def test_item_limiter_outage_leaves_item_pending(running_item, settings):
+    # A real Redis client aimed at a closed port on this machine: the limiter's store
+    # is down, so no token can be taken and no API call is made.
+    from threads.rate_limit import reset_rate_limiter
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    reset_rate_limiter()
+
+    result = archive_item_process(item_id=running_item.pk)
+
+    running_item.refresh_from_db()
+    assert result == ArchiveItemState.PENDING
+    assert running_item.state == ArchiveItemState.PENDING
+    assert running_item.last_error_type == "RateLimiterUnavailable"
+    assert running_item.retry_at is not None

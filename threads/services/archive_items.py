@@ -25,6 +25,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import anthropic
+import kombu.exceptions
+import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
@@ -42,7 +44,7 @@ from threads.models import (
     SnapshotStatus,
     Thread,
 )
-from threads.rate_limit import Priority, RateLimitWaitTimeout
+from threads.rate_limit import Priority, RateLimiterUnavailable, RateLimitWaitTimeout
 from threads.services.archive_jobs import archive_item_enqueue, archive_job_finish_if_done
 from threads.services.snapshot_parse import thread_record_parse
 from threads.services.snapshot_write import snapshot_batch_write, snapshot_candidate, snapshot_mark_gone
@@ -56,6 +58,9 @@ BACKOFF_MAX_SECONDS = 120.0
 INTERRUPT_POLL_SECONDS = 1.0
 MAX_MESSAGE_LENGTH = 500
 BUSY_STATUSES = (SnapshotStatus.RUNNING, SnapshotStatus.RESCHEDULING)
+# Failures of the broker or of the limiter's store, not of the API: the item goes back to
+# pending, due now, and the reconciler queues it again once the broker is back.
+INFRASTRUCTURE_ERRORS = (RateLimiterUnavailable, kombu.exceptions.OperationalError, redis.RedisError)
 
 
 @dataclass
@@ -93,6 +98,13 @@ def archive_item_process(*, item_id: int) -> ArchiveItemState | None:
     job = ArchiveJob.objects.get(pk=item.job_id)
     try:
         return _item_process_claimed(item=item, job=job)
+    except INFRASTRUCTURE_ERRORS as exc:
+        logger.warning(
+            "Archive item attempt stopped by a broker or limiter outage; the reconciler will requeue it",
+            extra={"archive_item_id": item.pk, "thread_id": item.thread_id, "error_type": type(exc).__name__},
+        )
+        _item_release(item=item, exc=exc)
+        return ArchiveItemState.PENDING
     except Exception as exc:
         # A bug must not leave the item in progress until the reconciler: fail it with
         # the error. Retry failed then looks before archiving, as for any earlier error.
@@ -115,6 +127,19 @@ def _item_process_claimed(*, item: ArchiveItem, job: ArchiveJob) -> ArchiveItemS
     elif _item_finish(item=item, job=job, outcome=outcome):
         archive_job_finish_if_done(job_id=job.pk)
     return outcome.state
+
+
+def _item_release(*, item: ArchiveItem, exc: Exception) -> None:
+    # A no-op when the retry was already recorded and only its enqueue failed: the item
+    # is pending with its retry time set, which the reconciler also picks up.
+    now = timezone.now()
+    _item_owned(item).update(
+        state=ArchiveItemState.PENDING,
+        queued_at=now,
+        retry_at=now,
+        last_error_type=type(exc).__name__,
+        last_error_message=str(exc)[:MAX_MESSAGE_LENGTH],
+    )
 
 
 def _crash_outcome(exc: Exception) -> AttemptOutcome:
