@@ -377,3 +377,28 @@ def test_admin_is_read_only(client):
     assert client.get(reverse("admin:threads_session_changelist") + "?q=sesn").status_code == 200
     assert client.get(reverse("admin:threads_thread_add")).status_code == 403
     assert client.post(reverse("admin:threads_thread_delete", args=[primary.id])).status_code == 403
+
+
+def test_thread_detail_archive_button_posts_to_confirm(archiver):
+    primary, child = thread_pair()
+
+    body = archiver.get(reverse("threads:thread-detail", args=[child.session_id, child.id])).content.decode()
+
+    assert 'action="%s"' % reverse("threads:archive-confirm") in body
+    assert 'name="thread_ids" value="%s"' % child.id in body
+
+
+def test_thread_detail_archive_button_hidden_for_primary(archiver):
+    primary, _ = thread_pair()
+
+    body = archiver.get(reverse("threads:thread-detail", args=[primary.session_id, primary.id])).content.decode()
+
+    assert "Archive this thread" not in body
+
+
+def test_thread_detail_archive_button_hidden_without_permission(viewer):
+    _, child = thread_pair()
+
+    body = viewer.get(reverse("threads:thread-detail", args=[child.session_id, child.id])).content.decode()
+
+    assert "Archive this thread" not in body
