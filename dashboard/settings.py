@@ -201,6 +201,9 @@ else:
     # A broker that needs no server: kombu's filesystem transport, one folder of files.
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_FOLDER = VAR_DIR / "celery-broker"
+    # kombu lists this folder on every poll and fails if it is missing; every process
+    # (web, worker, beat, commands) may be the first to start.
+    CELERY_BROKER_FOLDER.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_FOLDER),
         "data_folder_out": str(CELERY_BROKER_FOLDER),
