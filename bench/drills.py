@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -101,12 +102,15 @@ def main() -> int:
     parser.add_argument("--database", default="bench_drills", help="PostgreSQL database created and dropped")
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON to this file")
     args = parser.parse_args()
+    # SIGTERM (a CI time limit, Ctrl-C's cousin) runs the `finally` blocks below and in
+    # each drill, which stop the emulator, workers and redis-server this run started.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
-    redis = RedisServer().start()
     database_url = database_url_for(name=args.database)
-    database_recreate(database_url)
-    os.environ.update(django_env(database_url=database_url, redis_url=redis.url, **DRILL_SETTINGS))
+    redis = RedisServer().start()
     try:
+        database_recreate(database_url)
+        os.environ.update(django_env(database_url=database_url, redis_url=redis.url, **DRILL_SETTINGS))
         django.setup()
         from django.core.management import call_command
 
