@@ -402,3 +402,22 @@ def test_thread_detail_archive_button_hidden_without_permission(viewer):
     body = viewer.get(reverse("threads:thread-detail", args=[child.session_id, child.id])).content.decode()
 
     assert "Archive this thread" not in body
+
+
+@pytest.mark.parametrize("bad_query", ["status=asleep&kind=child", "kind=child&q=" + "x" * 5000])
+def test_archive_all_matching_hidden_for_invalid_filter(archiver, bad_query):
+    thread_pair()
+
+    body = archiver.get(reverse("threads:thread-list") + "?" + bad_query).content.decode()
+
+    assert 'name="scope" value="filter"' not in body
+    assert "Fix the filter to archive all matching threads." in body
+
+
+def test_reversed_dates_message_names_no_field(viewer):
+    thread_pair()
+
+    body = viewer.get(reverse("threads:thread-list") + "?created_from=2026-03-05&created_to=2026-03-01").content.decode()
+
+    assert "The start date must not be after the end date." in body
+    assert "all :" not in body

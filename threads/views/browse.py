@@ -8,6 +8,7 @@ only its results when htmx asks for them (filter changes, sorting, paging).
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -51,7 +52,10 @@ def _list_context(request, *, sort_keys: dict) -> dict:
     for field_name, messages in thread_filter.errors.items():
         label = form.fields[field_name].label if field_name in form.fields else None
         for message in messages:
-            problems.append("%s: %s" % (label or field_name.replace("_", " ").capitalize(), message))
+            if field_name == NON_FIELD_ERRORS:
+                problems.append(message)
+            else:
+                problems.append("%s: %s" % (label or field_name.replace("_", " ").capitalize(), message))
 
     try:
         sort = sort_parse(value=request.GET.get("sort", ""), keys=sort_keys, default=selectors.DEFAULT_SORT)
