@@ -192,18 +192,19 @@ class RequestHandler(BaseHTTPRequestHandler):
             body = self._json(raw)
             status, payload = route.handler(params, query, body)
         except ApiError as error:
-            self._send_error(error, request_id)
             emulator.log.record_status(error.status)
+            self._send_error(error, request_id)
             return
         except Exception:
             logger.exception("Request %s %s failed (request id %s)", method, path, request_id)
             error = ApiError(500, "api_error", "Internal emulator error; see the emulator's log for request %s." % request_id)
-            self._send_error(error, request_id)
             emulator.log.record_status(500)
+            self._send_error(error, request_id)
             return
 
-        self._send_json(status, payload, request_id)
+        # Counted before sending: a client that has its response must find it in the log.
         emulator.log.record_status(status)
+        self._send_json(status, payload, request_id)
 
     def _check_headers(self, emulator: Emulator) -> None:
         """Raise 401 for missing or wrong credentials, 400 for missing version or beta, 403 for another workspace."""
@@ -252,8 +253,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             error = ApiError(529, "overloaded_error", "Overloaded (injected by the emulator).")
         else:
             error = ApiError(500, "api_error", "Internal server error (injected by the emulator).")
-        self._send_error(error, request_id)
         emulator.log.record_status(fault)
+        self._send_error(error, request_id)
 
     def _send_error(self, error: ApiError, request_id: str) -> None:
         self._send_json(error.status, error_body(error, request_id), request_id, error.headers)
