@@ -68,12 +68,12 @@ def session_usage(session: Session) -> dict:
 
 
 def session_active_seconds(session: Session) -> float:
-    """Return the sum of the threads' own ``stats.active_seconds``."""
-    total = 0.0
-    for thread in session.threads:
-        if thread.stats:
-            total += thread.stats.get("active_seconds") or 0.0
-    return round(total, 3)
+    """Return the session's wall time with at least one thread running, in seconds.
+
+    Overlapping threads count once, so unlike a sum of the threads' own active time
+    this never exceeds the session's duration.
+    """
+    return round(session.runtime_seconds, 3)
 
 
 def session_refresh(session: Session) -> None:

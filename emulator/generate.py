@@ -593,7 +593,10 @@ class Generator:
         session.stats = {"duration_seconds": duration_seconds(created, frozen_until)}
         primary_active = (primary.stats or {}).get("active_seconds", 0.0)
         children_active = sum((thread.stats or {}).get("active_seconds", 0.0) for thread in session.threads if not thread.is_primary)
-        session.runtime_seconds = round(primary_active + 0.25 * children_active, 3)
+        # Children mostly run while the primary waits on them, so a quarter of their time
+        # adds to the wall time; it cannot exceed the session's duration.
+        runtime = min(primary_active + 0.25 * children_active, session.stats["duration_seconds"])
+        session.runtime_seconds = round(runtime, 3)
         session_refresh(session)
         return session
 
