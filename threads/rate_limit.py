@@ -204,7 +204,7 @@ class RateLimiter:
             time.sleep(min(wait, 1.0) * random.uniform(1.0, 1.3) + 0.001)
 
     def pause(self, *, seconds: float) -> None:
-        """Stop every caller for `seconds`, as a 429's retry-after asks."""
+        """Stop every caller for `seconds`, the retry-after a 429 response carries."""
         logger.warning(
             "API rate limit hit; pausing all API calls",
             extra={"retry_after_seconds": round(seconds, 3)},
