@@ -125,7 +125,7 @@ class _CursorPagination(pagination.CursorPagination):
     max_page_size = MAX_PAGE_SIZE
 
     def decode_cursor(self, request):
-        # DRF answers 404 for a bad cursor; it is invalid input, like a bad sort.
+        # DRF returns 404 for a bad cursor; it is invalid input, like a bad sort.
         try:
             return super().decode_cursor(request)
         except NotFound as exc:

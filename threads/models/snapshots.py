@@ -106,7 +106,7 @@ class SnapshotColumns(models.Model):
     raw_sha256 = models.CharField(max_length=64)
     fetched_at = models.DateTimeField()
     parse_error = models.TextField(blank=True, default="")
-    # Set when the API answered 404 for this id; the row is kept.
+    # Set when the API returned 404 for this id; the row is kept.
     gone_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -237,7 +237,7 @@ class Thread(SnapshotColumns):
 
     @property
     def label(self) -> str:
-        """Return the name a person knows this thread by.
+        """Return the name a person recognises this thread by.
 
         Advisor threads have no name: they are shown as "advisor" and their model.
         """

@@ -13,7 +13,7 @@ class SyncRunKind(models.TextChoices):
 class SyncRunStatus(models.TextChoices):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
-    # Finished, but some records or sessions failed; `errors` says which.
+    # Finished, but some records or sessions failed; `errors` lists which.
     PARTIAL = "partial"
     FAILED = "failed"
 

@@ -85,7 +85,7 @@ def sync_full(*, progress: ProgressCallback | None = None) -> SyncRun:
     """List every session and every session's threads, and store what changed.
 
     Sessions stored but no longer listed are retrieved one by one; a 404 marks them
-    gone. Raises SyncAlreadyRunning when another full sync holds the claim.
+    gone. Raises SyncAlreadyRunning when another full sync has the claim.
     """
     return _sync_run(kind=SyncRunKind.FULL, progress=progress)
 
@@ -93,7 +93,7 @@ def sync_full(*, progress: ProgressCallback | None = None) -> SyncRun:
 def sync_incremental(*, progress: ProgressCallback | None = None) -> SyncRun:
     """List every session, and the threads only of sessions that changed or are active.
 
-    Raises SyncAlreadyRunning when another incremental sync holds the claim.
+    Raises SyncAlreadyRunning when another incremental sync has the claim.
     """
     return _sync_run(kind=SyncRunKind.INCREMENTAL, progress=progress)
 

@@ -33,7 +33,7 @@ REDIS_LOCK_PREFIX = "dashboard:sync-lock:"
 
 
 class SyncAlreadyRunning(Exception):
-    """Raised when another run of the same kind holds the claim."""
+    """Raised when another run of the same kind has the claim."""
 
     def __init__(self, holder: SyncRun) -> None:
         super().__init__(
