@@ -259,7 +259,14 @@ def report_table(results: dict, *, page_sizes: list[int], full_sizes: tuple[int,
             figure = "%.1f ms | - | - | %d" % (small_page["median_ms"], small_page["queries"])
         _row(rows, "  " + name, figure, "<= %.1fx" % limit, targets.at_most(page_ratio, limit))
     loads = ", ".join(
-        "%s threads in %.0f s" % (f"{int(size):,}", pages[size]["load_seconds"]) for size in pages
+        "%s threads in %s"
+        % (
+            f"{int(size):,}",
+            "(loaded earlier)"
+            if pages[size]["load_seconds"] is None
+            else "%.0f s" % pages[size]["load_seconds"],
+        )
+        for size in pages
     )
     _row(rows, "  snapshot load (COPY, indexes rebuilt after)", loads)
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
+from django.db.models import JSONField
 from django.http import QueryDict
 
 from threads.models import Session, Thread, UsageDailyRollup, UsageRollupDirtyDay
@@ -45,6 +46,11 @@ MODELS = ["claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5", "claude-op
 USAGE_UNKNOWN_SHARE = 0.03
 COST_UNKNOWN_SHARE = 0.05
 ID_PREFIX = "bench"
+SESSION_STATUSES = ("idle", "idle", "idle", "running", "terminated")
+THREAD_STATUSES = ("idle", "idle", "idle", "running", "rescheduling", "terminated")
+SESSION_ARCHIVED_SHARE = 0.1
+THREAD_ARCHIVED_SHARE = 0.1
+NESTED_CHILD_SHARE = 0.25
 
 
 class Command(BaseCommand):
@@ -132,58 +138,75 @@ def _usage_values(rng: random.Random) -> dict:
     }
 
 
-def _snapshot_rows(*, threads: int, seed: int):
-    """Yield ("session" | "thread", column values) pairs for `threads` threads."""
+def _snapshot_rows(*, threads: int, seed: int, threads_per_session: int = THREADS_PER_SESSION):
+    """Yield ("session" | "thread", column values) pairs for `threads` threads.
+
+    Each session has a primary thread and `threads_per_session` - 1 children; most
+    children hang off the primary thread, the rest off an earlier child. Sessions
+    are spread over SPAN_DAYS days; a session is archived with all its threads at
+    SESSION_ARCHIVED_SHARE, and single threads at THREAD_ARCHIVED_SHARE.
+    """
     rng = random.Random(seed)
     now = datetime.now(UTC)
-    session_count = max(1, threads // THREADS_PER_SESSION)
+    session_count = max(1, threads // threads_per_session)
     thread_index = 0
     for session_index in range(session_count):
         session_id = "%s_sesn_%08d" % (ID_PREFIX, session_index)
         created_at = now - timedelta(seconds=rng.uniform(0, SPAN_DAYS * 86400))
+        session_archived_at = created_at if rng.random() < SESSION_ARCHIVED_SHARE else None
         agent = rng.randrange(AGENT_COUNT)
-        in_session = THREADS_PER_SESSION if session_index < session_count - 1 else threads - thread_index
+        in_session = threads_per_session if session_index < session_count - 1 else threads - thread_index
         usage = _usage_values(rng)
         yield (
             "session",
             {
                 "id": session_id,
                 "title": "Bench session %d" % session_index,
-                "status": "idle",
+                "status": rng.choice(SESSION_STATUSES),
                 "created_at": created_at,
                 "updated_at": created_at,
+                "archived_at": session_archived_at,
                 "agent_id": "agent_bench_%02d" % agent,
                 "agent_name": "Bench agent %02d" % agent,
                 "model": MODELS[agent % len(MODELS)],
                 "thread_count": in_session,
+                "search_text": "bench session %d %s" % (session_index, session_id),
                 **usage,
             },
         )
-        primary_id = None
+        session_thread_ids: list[str] = []
         for position in range(in_session):
             thread_id = "%s_sthr_%09d" % (ID_PREFIX, thread_index)
             thread_index += 1
+            if position == 0:
+                parent_id = None
+            elif position > 1 and rng.random() < NESTED_CHILD_SHARE:
+                parent_id = rng.choice(session_thread_ids[1:])
+            else:
+                parent_id = session_thread_ids[0]
             thread_agent = agent if position == 0 else rng.randrange(AGENT_COUNT)
+            archived_at = session_archived_at
+            if archived_at is None and rng.random() < THREAD_ARCHIVED_SHARE:
+                archived_at = created_at + timedelta(days=1)
             yield (
                 "thread",
                 {
                     "id": thread_id,
                     "session_id": session_id,
-                    "parent_id": primary_id,
+                    "parent_id": parent_id,
                     "is_primary": position == 0,
                     "agent_type": "agent",
-                    "status": rng.choice(("idle", "idle", "idle", "running", "terminated")),
+                    "status": rng.choice(THREAD_STATUSES),
                     "created_at": created_at + timedelta(seconds=position),
                     "updated_at": created_at + timedelta(seconds=position),
-                    "archived_at": created_at if rng.random() < 0.2 else None,
+                    "archived_at": archived_at,
                     "agent_id": "agent_bench_%02d" % thread_agent,
                     "agent_name": "Bench agent %02d" % thread_agent,
                     "model": MODELS[thread_agent % len(MODELS)],
                     **_usage_values(rng),
                 },
             )
-            if position == 0:
-                primary_id = thread_id
+            session_thread_ids.append(thread_id)
 
 
 def _full_values(model, values: dict, *, fetched_at: datetime) -> dict:
@@ -203,14 +226,15 @@ def _full_values(model, values: dict, *, fetched_at: datetime) -> dict:
     return row
 
 
-def bench_rows_insert(*, threads: int, seed: int) -> None:
+def bench_rows_insert(*, threads: int, seed: int, threads_per_session: int = THREADS_PER_SESSION) -> None:
     """Insert the synthetic sessions and threads, in one transaction."""
     fetched_at = datetime.now(UTC)
+    rows = _snapshot_rows(threads=threads, seed=seed, threads_per_session=threads_per_session)
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            _insert_copy(threads=threads, seed=seed, fetched_at=fetched_at)
+            _insert_copy(rows=rows, fetched_at=fetched_at)
         else:
-            _insert_bulk(threads=threads, seed=seed, fetched_at=fetched_at)
+            _insert_bulk(rows=rows, fetched_at=fetched_at)
 
 
 def _secondary_indexes_drop(cursor, models) -> list[str]:
@@ -232,48 +256,46 @@ def _secondary_indexes_drop(cursor, models) -> list[str]:
     return [definition for _name, definition in indexes]
 
 
-def _insert_copy(*, threads: int, seed: int, fetched_at: datetime) -> None:
+def _copy_statement(model) -> str:
+    return "COPY %s (%s) FROM STDIN" % (
+        connection.ops.quote_name(model._meta.db_table),
+        ", ".join(connection.ops.quote_name(field.attname) for field in model._meta.concrete_fields),
+    )
+
+
+def _copy_row(model, values: dict, *, fetched_at: datetime) -> list:
     from psycopg.types.json import Jsonb
 
-    models = {"session": Session, "thread": Thread}
-    columns = {
-        kind: [field.attname for field in model._meta.concrete_fields] for kind, model in models.items()
-    }
-    json_columns = {
-        kind: {
-            field.attname for field in model._meta.concrete_fields if field.get_internal_type() == "JSONField"
-        }
-        for kind, model in models.items()
-    }
+    row = _full_values(model, values, fetched_at=fetched_at)
+    json_columns = {field.attname for field in model._meta.concrete_fields if isinstance(field, JSONField)}
+    return [Jsonb(row[name]) if name in json_columns else row[name] for name in row]
 
-    # Two COPY streams cannot be open at once on one connection, so sessions go first.
+
+def _insert_copy(*, rows, fetched_at: datetime) -> None:
+    # Two COPY streams cannot be open at once on one connection, so threads stream
+    # while the far fewer sessions wait in memory for a second COPY. Thread.session
+    # has no database constraint, so the order is allowed.
+    sessions = []
     with connection.cursor() as cursor:
-        index_definitions = _secondary_indexes_drop(cursor, models.values())
-        for kind, model in models.items():
-            statement = "COPY %s (%s) FROM STDIN" % (
-                connection.ops.quote_name(model._meta.db_table),
-                ", ".join(connection.ops.quote_name(name) for name in columns[kind]),
-            )
-            with cursor.cursor.copy(statement) as copy:
-                for row_kind, values in _snapshot_rows(threads=threads, seed=seed):
-                    if row_kind != kind:
-                        continue
-                    row = _full_values(model, values, fetched_at=fetched_at)
-                    copy.write_row(
-                        [
-                            Jsonb(row[name]) if name in json_columns[kind] else row[name]
-                            for name in columns[kind]
-                        ]
-                    )
+        index_definitions = _secondary_indexes_drop(cursor, [Session, Thread])
+        with cursor.cursor.copy(_copy_statement(Thread)) as copy:
+            for kind, values in rows:
+                if kind == "session":
+                    sessions.append(values)
+                else:
+                    copy.write_row(_copy_row(Thread, values, fetched_at=fetched_at))
+        with cursor.cursor.copy(_copy_statement(Session)) as copy:
+            for values in sessions:
+                copy.write_row(_copy_row(Session, values, fetched_at=fetched_at))
         cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
         for definition in index_definitions:
             cursor.execute(definition)
 
 
-def _insert_bulk(*, threads: int, seed: int, fetched_at: datetime) -> None:
+def _insert_bulk(*, rows, fetched_at: datetime) -> None:
     batches: dict[str, list] = {"session": [], "thread": []}
     models = {"session": Session, "thread": Thread}
-    for kind, values in _snapshot_rows(threads=threads, seed=seed):
+    for kind, values in rows:
         batches[kind].append(models[kind](**_full_values(models[kind], values, fetched_at=fetched_at)))
         if len(batches[kind]) >= BATCH_SIZE:
             models[kind].objects.bulk_create(batches[kind])
