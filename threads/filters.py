@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from django import forms
 
-from threads.models import SnapshotStatus
+from threads.models import AgentType, SnapshotStatus
 
 ARCHIVED_CHOICES = [("no", "Not archived"), ("yes", "Archived"), ("all", "All")]
 KIND_CHOICES = [("all", "All threads"), ("primary", "Primary only"), ("child", "Children only")]
@@ -39,6 +39,8 @@ class SnapshotFilterForm(forms.Form):
 
 
 class ThreadFilterForm(SnapshotFilterForm):
+    # Advisor threads have no agent id or name, so `agent` cannot select them; this can.
+    agent_type = forms.ChoiceField(choices=AgentType.choices, required=False, label="Agent type")
     kind = forms.ChoiceField(choices=KIND_CHOICES, required=False)
     session = forms.CharField(max_length=MAX_TEXT_LENGTH, required=False, strip=True)
 
@@ -47,12 +49,15 @@ class ThreadFilterForm(SnapshotFilterForm):
 class ThreadFilter:
     """A validated filter over sessions or threads.
 
-    `agent` matches an agent id or an agent name exactly; `q` matches ids, titles and
-    metadata, case-insensitively. Dates are inclusive and read in UTC.
+    `agent` matches an agent id or an agent name exactly; `agent_type` matches a
+    thread's agent variant (agent, advisor or inline) and, like `kind` and `session`,
+    is ignored by the sessions list. `q` matches ids, titles and metadata,
+    case-insensitively. Dates are inclusive and read in UTC.
     """
 
     statuses: tuple[str, ...] = ()
     agent: str = ""
+    agent_type: str = ""
     model: str = ""
     created_from: date | None = None
     created_to: date | None = None
@@ -71,7 +76,7 @@ class ThreadFilter:
         query: dict[str, list[str] | str] = {}
         if self.statuses:
             query["status"] = list(self.statuses)
-        for name in ("agent", "model", "q", "session"):
+        for name in ("agent", "agent_type", "model", "q", "session"):
             if getattr(self, name):
                 query[name] = getattr(self, name)
         if self.created_from:
@@ -112,6 +117,7 @@ def thread_filter_from_query(query) -> tuple[ThreadFilter, ThreadFilterForm]:
     thread_filter = ThreadFilter(
         statuses=tuple(cleaned.get("status") or ()),
         agent=cleaned.get("agent") or "",
+        agent_type=cleaned.get("agent_type") or "",
         model=cleaned.get("model") or "",
         created_from=cleaned.get("created_from"),
         created_to=cleaned.get("created_to"),

@@ -59,6 +59,8 @@ def thread_list_filtered(*, thread_filter: ThreadFilter) -> QuerySet[Thread]:
     metadata.
     """
     condition = _snapshot_filter_q(thread_filter)
+    if thread_filter.agent_type:
+        condition &= Q(agent_type=thread_filter.agent_type)
     if thread_filter.kind == "primary":
         condition &= Q(is_primary=True)
     elif thread_filter.kind == "child":

@@ -95,6 +95,8 @@ def _rollup_filter_q(thread_filter: ThreadFilter) -> Q:
         condition &= Q(status__in=thread_filter.statuses)
     if thread_filter.agent:
         condition &= Q(agent_id=thread_filter.agent) | Q(agent_name=thread_filter.agent)
+    if thread_filter.agent_type:
+        condition &= Q(agent_type=thread_filter.agent_type)
     if thread_filter.model:
         condition &= Q(model=thread_filter.model)
     if thread_filter.created_from:
@@ -444,7 +446,8 @@ def usage_breakdown_rows(
     Each row has `key` (the value to filter the thread list by: an agent id or, for
     agents without one, the agent name; a model id; a session id) next to the sums.
     Agent rows are grouped by key and agent type and add `agent_name`; advisor
-    threads have neither id nor name, so they share one row with an empty key.
+    threads have neither id nor name, so they share one row with an empty key, which
+    the thread filter `agent_type=advisor` selects.
     Agent and model rows come summed in a UsageRows; session rows are a queryset
     over the thread table and carry only thread sums (`usage_session_figures` adds
     the sessions' own figures).

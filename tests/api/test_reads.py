@@ -168,6 +168,22 @@ def test_usage_totals_follow_filter_and_period(viewer_client):
     assert sum(day["thread_count"] for day in body["daily"]) == 3
 
 
+def test_usage_advisor_row_matches_agent_type_filter(viewer_client):
+    today = datetime.now(UTC)
+    primary = ThreadFactory(created_at=today)
+    advisor_fields = {"agent_type": "advisor", "agent_id": None, "agent_name": None}
+    ThreadFactory.create_batch(3, session=primary.session, parent=primary, created_at=today, **advisor_fields)
+
+    breakdown = viewer_client.get(reverse("api:usage-breakdown"), {"breakdown": "agent"}).json()
+    [advisor_row] = [row for row in breakdown["results"] if row["agent_type"] == "advisor"]
+    listed = viewer_client.get(reverse("api:thread-list"), {"agent_type": "advisor"}).json()
+
+    assert advisor_row["key"] == ""
+    assert advisor_row["thread_count"] == 3
+    assert len(listed["results"]) == advisor_row["thread_count"]
+    assert {row["agent_type"] for row in listed["results"]} == {"advisor"}
+
+
 def test_usage_breakdown_pages_by_offset(viewer_client):
     today = datetime.now(UTC)
     for index in range(7):

@@ -376,3 +376,15 @@ def test_command_created_filter_passes_dates(mixed_threads):
     call_command("archive_threads", "--dry-run", "--created-from", tomorrow, stdout=out)
 
     assert "Selected: 0 threads" in out.getvalue()
+
+
+def test_command_agent_type_selects_advisors():
+    primary = ThreadFactory()
+    ThreadFactory(
+        session=primary.session, parent=primary, agent_type="advisor", agent_id=None, agent_name=None
+    )
+    out = StringIO()
+
+    call_command("archive_threads", "--dry-run", "--agent-type", "advisor", stdout=out)
+
+    assert "Selected: 1 threads" in out.getvalue()

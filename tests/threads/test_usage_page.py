@@ -265,6 +265,57 @@ def test_usage_two_clicks_to_costliest_agent_threads(user_client):
     assert sort_parse(value=query["sort"], keys=THREAD_SORT_KEYS, default=DEFAULT_SORT).param == "-cost"
 
 
+def test_usage_advisor_row_links_to_advisor_threads(user_client):
+    session = SessionFactory(created_at=NOW)
+    primary = ThreadFactory(session=session)
+    advisor_fields = {
+        "agent_type": "advisor",
+        "agent_id": None,
+        "agent_name": None,
+        "model": "claude-opus-4-8",
+    }
+    advisors = [
+        ThreadFactory(session=session, parent=primary, **advisor_fields),
+        # The usage page counts archived threads by default and the thread list does not.
+        ThreadFactory(session=session, parent=primary, archived_at=NOW, **advisor_fields),
+    ]
+    ThreadFactory(session=session, parent=primary, agent_type="inline", agent_id=None, agent_name=None)
+
+    response = usage_get(user_client)
+    [advisor_row] = [row for row in response.context["breakdown_rows"] if row["agent_type"] == "advisor"]
+    link = reverse("threads:thread-list") + "?" + advisor_row["thread_list_query"]
+    listed = user_client.get(link)
+
+    assert advisor_row["thread_count"] == 2
+    assert "agent_type=advisor" in advisor_row["thread_list_query"]
+    assert '<a href="%s">advisor</a>' % link.replace("&", "&amp;") in response.content.decode()
+    assert listed.context["matching"] == advisor_row["thread_count"]
+    assert {thread.id for thread in listed.context["page"].rows} == {thread.id for thread in advisors}
+
+
+def test_usage_keyless_inline_row_has_no_link(user_client):
+    # Inline threads with a name have keyed rows, so agent_type=inline would select more than this row.
+    session = SessionFactory(created_at=NOW)
+    ThreadFactory(session=session, agent_type="inline", agent_id=None, agent_name=None)
+
+    response = usage_get(user_client)
+
+    [row] = response.context["breakdown_rows"]
+    assert row["thread_list_query"] is None
+
+
+def test_usage_agent_type_filter_narrows_totals(user_client):
+    session = SessionFactory(created_at=NOW)
+    ThreadFactory(session=session, input_tokens=7)
+    ThreadFactory(session=session, agent_type="advisor", agent_id=None, agent_name=None, input_tokens=5)
+
+    response = usage_get(user_client, agent_type="advisor")
+
+    assert response.context["totals"]["thread_count"] == 1
+    assert response.context["totals"]["input_tokens"] == 5
+    assert '<option value="advisor" selected>' in response.content.decode()
+
+
 @pytest.mark.parametrize("breakdown", ["agent", "model", "session"])
 def test_usage_breakdowns_render(user_client, breakdown):
     session = SessionFactory(created_at=NOW)

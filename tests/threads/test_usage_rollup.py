@@ -90,6 +90,7 @@ def filters_every_kind() -> list[ThreadFilter]:
         ThreadFilter(archived="all", statuses=("idle", "rescheduling")),
         ThreadFilter(archived="all", agent="agent_a"),
         ThreadFilter(archived="all", agent="Nameless"),
+        ThreadFilter(archived="all", agent_type="advisor"),
         ThreadFilter(archived="all", model="claude-opus-4-5"),
         ThreadFilter(archived="all", kind="primary"),
         ThreadFilter(archived="no", kind="child", statuses=("idle",), created_from=start),
@@ -146,6 +147,8 @@ def threads_selected(thread_filter: ThreadFilter) -> list[Thread]:
         if thread_filter.statuses and thread.status not in thread_filter.statuses:
             continue
         if thread_filter.agent and thread_filter.agent not in (thread.agent_id, thread.agent_name):
+            continue
+        if thread_filter.agent_type and thread.agent_type != thread_filter.agent_type:
             continue
         if thread_filter.model and thread.model != thread_filter.model:
             continue

@@ -116,6 +116,26 @@ def test_thread_list_kind_filter(viewer):
     assert primary.id not in body
 
 
+def test_thread_list_agent_type_filter(viewer):
+    primary, child = thread_pair()
+    advisor = ThreadFactory(
+        session=primary.session, parent=primary, agent_type="advisor", agent_id=None, agent_name=None
+    )
+
+    body = viewer.get(reverse("threads:thread-list") + "?agent_type=advisor").content.decode()
+
+    assert advisor.id in body
+    assert child.id not in body
+    assert primary.id not in body
+    assert '<option value="advisor" selected>' in body
+
+
+def test_thread_list_agent_type_invalid_shows_message(viewer):
+    body = viewer.get(reverse("threads:thread-list") + "?agent_type=robot").content.decode()
+
+    assert "Select a valid choice. robot is not one of the available choices." in body
+
+
 @pytest.mark.parametrize(
     "sort", ["title", "-agent", "status", "-created", "updated", "-threads", "tokens", "-cost", "archived"]
 )

@@ -277,6 +277,8 @@ class UsageBreakdownRowSerializer(UsageSumsSerializer):
     """One agent, model or session with the usage of its selected threads.
 
     `key` is the value to filter the threads list by (`agent`, `model` or `session`).
+    Advisor threads have no agent id or name: their row has an empty key and
+    `agent_type` advisor, and the filter `agent_type=advisor` selects them.
     Session rows add the session's own figures and the sums over all its threads.
     """
 

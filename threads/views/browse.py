@@ -19,7 +19,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from threads import selectors
 from threads.filters import ARCHIVED_CHOICES, KIND_CHOICES, thread_filter_from_query
-from threads.models import Session, SnapshotStatus, Thread
+from threads.models import AgentType, Session, SnapshotStatus, Thread
 from threads.pagination import PaginationError, Sort, cursor_decode, sort_parse
 from threads.presentation import agent_snapshot_from_raw, session_resources_from_raw, timing_shares
 from threads.services.thread_events import ThreadEventsUnavailable, thread_events_recent
@@ -82,6 +82,7 @@ def _list_context(request, *, sort_keys: dict) -> dict:
         "status_choices": SnapshotStatus.choices,
         "archived_choices": ARCHIVED_CHOICES,
         "kind_choices": KIND_CHOICES,
+        "agent_type_choices": AgentType.choices,
         "selected_statuses": set(thread_filter.statuses),
     }
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from threads.filters import ARCHIVED_CHOICES, KIND_CHOICES
-from threads.models import SnapshotStatus
+from threads.models import AgentType, SnapshotStatus
 from threads.selectors_usage import (
     BREAKDOWN_PAGE_ROWS,
     DEFAULT_PERIOD,
@@ -225,6 +225,7 @@ def usage_page_context(*, params: UsageParams, overview: dict) -> dict:
         "status_choices": _status_choices(params),
         "archived_choices": ARCHIVED_CHOICES,
         "kind_choices": KIND_CHOICES,
+        "agent_type_choices": AgentType.choices,
     }
 
 
@@ -242,7 +243,16 @@ def _top_session_display(params: UsageParams, row: dict) -> dict:
 
 
 def _breakdown_thread_list_query(params: UsageParams, row: dict) -> str | None:
-    """Return the thread list query for one breakdown row, or None when the row has no key to filter by."""
+    """Return the thread list query for one breakdown row, or None when the row has no key to filter by.
+
+    The advisor row is the exception: the API sends an advisor as only a type and a
+    model (`BetaManagedAgentsAdvisor` in the anthropic SDK), so every advisor thread
+    falls in that one keyless row, and `agent_type` selects exactly them. Other
+    keyless agent rows (an inline agent without a name, an unknown variant) share
+    their type with keyed rows and get no link.
+    """
+    if params.breakdown == "agent" and not row["key"] and row.get("agent_type") == AgentType.ADVISOR:
+        return thread_list_query(params, agent_type=AgentType.ADVISOR)
     if not row["key"]:
         return None
     name = {"agent": "agent", "model": "model", "session": "session"}[params.breakdown]

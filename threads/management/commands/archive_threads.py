@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from threads.filters import ARCHIVED_CHOICES, KIND_CHOICES
-from threads.models import ArchiveJob, ArchiveJobScope, ArchiveJobStatus, SnapshotStatus
+from threads.models import AgentType, ArchiveJob, ArchiveJobScope, ArchiveJobStatus, SnapshotStatus
 from threads.services.archive_jobs import (
     ArchiveDryRun,
     ArchiveSelection,
@@ -41,6 +41,12 @@ class Command(BaseCommand):
             help="thread status to select; repeat for several",
         )
         parser.add_argument("--agent", default="", help="agent id or exact agent name")
+        parser.add_argument(
+            "--agent-type",
+            default="",
+            choices=AgentType.values,
+            help="agent variant; advisor threads have no agent id or name, so only this selects them",
+        )
         parser.add_argument("--model", default="", help="model id, for example claude-sonnet-4-5")
         parser.add_argument(
             "--created-from", default="", help="created on or after this date (YYYY-MM-DD, UTC)"
@@ -192,7 +198,7 @@ def _filter_query(options) -> dict[str, list[str] | str]:
     query: dict[str, list[str] | str] = {}
     if options["status"]:
         query["status"] = options["status"]
-    names = ("agent", "model", "created_from", "created_to", "archived", "q", "kind", "session")
+    names = ("agent", "agent_type", "model", "created_from", "created_to", "archived", "q", "kind", "session")
     for name in names:
         if options[name]:
             query[name] = options[name]
