@@ -7,6 +7,7 @@ import pytest
 from tests.factories import SessionFactory, ThreadFactory
 from threads import selectors
 from threads.filters import ThreadFilter, thread_filter_from_query
+from threads.models import Session, Thread
 from threads.pagination import cursor_decode, sort_parse
 
 pytestmark = pytest.mark.django_db
@@ -229,3 +230,45 @@ def test_thread_tree_survives_parent_loop():
     second = ThreadFactory(session=session, parent_id="sthr_loop_a", id="sthr_loop_b", is_primary=False)
     tree = selectors.session_thread_tree(session=session)
     assert sorted(row.thread.id for row in tree.rows) == sorted([first.id, second.id])
+
+
+def test_agent_choices_lists_each_pair_once():
+    ThreadFactory(agent_id="agent_b", agent_name="Beta")
+    ThreadFactory(agent_id="agent_b", agent_name="Beta")
+    ThreadFactory(agent_id="agent_a", agent_name="Alpha")
+    ThreadFactory(agent_id="agent_a2", agent_name="Alpha")
+    ThreadFactory(agent_id=None, agent_name="Scratch")
+    ThreadFactory(agent_id="agent_nameless", agent_name=None)
+    ThreadFactory(agent_id=None, agent_name=None, agent_type="advisor")
+
+    choices = selectors.agent_choices(model=Thread)
+
+    assert choices == [
+        ("agent_a", "Alpha (agent_a)"),
+        ("agent_a2", "Alpha (agent_a2)"),
+        ("agent_b", "Beta (agent_b)"),
+        ("Scratch", "Scratch (inline)"),
+        ("agent_nameless", "agent_nameless"),
+    ]
+
+
+def test_agent_choices_of_sessions():
+    SessionFactory(agent_id="agent_x", agent_name="Xavier")
+    SessionFactory(agent_id=None, agent_name=None)
+
+    assert selectors.agent_choices(model=Session) == [("agent_x", "Xavier (agent_x)")]
+
+
+def test_model_choices_skip_empty_and_sort():
+    for model_id in ("m-b", "m-a", "m-b", "", None):
+        ThreadFactory(model=model_id)
+
+    assert selectors.model_choices(model=Thread) == ["m-a", "m-b"]
+
+
+def test_model_choices_stop_at_max(monkeypatch):
+    monkeypatch.setattr(selectors, "MAX_CHOICES", 2)
+    for model_id in ("m-c", "m-a", "m-b"):
+        SessionFactory(model=model_id)
+
+    assert selectors.model_choices(model=Session) == ["m-a", "m-b"]

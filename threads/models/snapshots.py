@@ -24,6 +24,11 @@ def _sort_index(name: str, key) -> models.Index:
     return models.Index(key, F("id"), name=name)
 
 
+def _agent_choice_index(name: str) -> models.Index:
+    # The key of the loose index scan that lists agents (threads/selectors.py).
+    return models.Index(sort_key_text("agent_name"), sort_key_text("agent_id"), name=name)
+
+
 def sort_key_datetime(column: str):
     """Return the sort key of a nullable datetime column."""
     return Coalesce(F(column), Value(SORT_EARLIEST))
@@ -177,6 +182,7 @@ class Session(SnapshotColumns):
             _sort_index("session_sort_tokens", sort_key_total_tokens()),
             _sort_index("session_sort_cost", sort_key_number("list_cost_amount")),
             _sort_index("session_sort_archived", sort_key_datetime("archived_at")),
+            _agent_choice_index("session_agent_choice"),
         ]
 
     def __str__(self) -> str:
@@ -230,6 +236,7 @@ class Thread(SnapshotColumns):
             _sort_index("thread_sort_cost", sort_key_number("list_cost_amount")),
             _sort_index("thread_sort_active", sort_key_float("active_seconds")),
             _sort_index("thread_sort_archived", sort_key_datetime("archived_at")),
+            _agent_choice_index("thread_agent_choice"),
         ]
 
     def __str__(self) -> str:
