@@ -27,7 +27,8 @@ from threads.services.snapshot_parse import (
 )
 from threads.services.snapshot_write import snapshot_batch_write, snapshot_candidate
 
-FIXTURES = Path("/work/shared/api/fixtures")
+# API responses checked against the SDK 2.10.0 models, copied from the API reference.
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "api"
 HYPOTHESIS = settings(
     max_examples=60,
     deadline=None,

@@ -2,9 +2,11 @@
 
 A row whose `raw_sha256` and compared columns match what is stored, and that is not
 marked gone, is left alone, so a sync that finds no upstream change writes nothing.
-Upserts use `bulk_create(update_conflicts=True)`, which PostgreSQL and SQLite both
-run as INSERT ... ON CONFLICT DO UPDATE, so concurrent writers of the same id do
-not fail.
+Upserts run as INSERT ... ON CONFLICT DO UPDATE, so concurrent writers of the same
+id do not fail. On PostgreSQL the statement is built here with one VALUES row per
+snapshot. Django's `bulk_create` sends arrays for UNNEST instead, and psycopg quotes
+each array element in Python: in a profiled sync that quoting took about half of
+the write time. SQLite keeps `bulk_create`.
 """
 
 from collections.abc import Callable, Iterable, Iterator
@@ -13,7 +15,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 
 from threads.models import Session, Thread
 from threads.services.snapshot_parse import ParsedSnapshot
@@ -139,6 +141,10 @@ def _is_unchanged(row: tuple, candidate: SnapshotCandidate, compared: tuple[str,
 
 def _upsert(*, model: type[models.Model], snapshots: list[ParsedSnapshot], fetched_at: datetime) -> None:
     columns = sorted(set(snapshots[0].values) | set(WRITE_COLUMNS))
+    if connection.vendor == "postgresql":
+        _upsert_values(model=model, snapshots=snapshots, columns=columns, fetched_at=fetched_at)
+        return
+
     rows = [
         model(
             id=snapshot.id,
@@ -155,6 +161,47 @@ def _upsert(*, model: type[models.Model], snapshots: list[ParsedSnapshot], fetch
         unique_fields=["id"],
         update_fields=columns,
     )
+
+
+def _upsert_values(
+    *,
+    model: type[models.Model],
+    snapshots: list[ParsedSnapshot],
+    columns: list[str],
+    fetched_at: datetime,
+) -> None:
+    """Run one INSERT ... VALUES ... ON CONFLICT (id) DO UPDATE for the snapshots (PostgreSQL).
+
+    Inserts every concrete column, as `bulk_create` would: a column the snapshots do
+    not carry gets its field default. A conflict updates `columns` only.
+    """
+    quote = connection.ops.quote_name
+    fields = model._meta.concrete_fields
+    updated = [model._meta.get_field(column) for column in columns]
+    row_placeholder = "(%s)" % ", ".join(["%s"] * len(fields))
+    statement = "INSERT INTO %s (%s) VALUES %s ON CONFLICT (%s) DO UPDATE SET %s" % (
+        quote(model._meta.db_table),
+        ", ".join(quote(field.column) for field in fields),
+        ", ".join([row_placeholder] * len(snapshots)),
+        quote(model._meta.pk.column),
+        ", ".join("%s = EXCLUDED.%s" % (quote(field.column), quote(field.column)) for field in updated),
+    )
+
+    params = []
+    for snapshot in snapshots:
+        values = {
+            **snapshot.values,
+            "id": snapshot.id,
+            "parse_error": snapshot.parse_error,
+            "fetched_at": fetched_at,
+            "gone_at": None,
+        }
+        for field in fields:
+            value = values[field.attname] if field.attname in values else field.get_default()
+            params.append(field.get_db_prep_save(value, connection))
+
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
 
 
 def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
