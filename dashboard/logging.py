@@ -2,6 +2,9 @@
 
 import logging
 import os
+from http import HTTPStatus
+
+from django.core.exceptions import PermissionDenied
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 STANDARD_RECORD_ATTRIBUTES = set(
@@ -50,6 +53,27 @@ class RedactSecretsFilter(logging.Filter):
         for key, value in list(vars(record).items()):
             if key not in STANDARD_RECORD_ATTRIBUTES and isinstance(value, str) and secret in value:
                 setattr(record, key, value.replace(secret, "[redacted]"))
+        return True
+
+
+class PermissionDeniedFilter(logging.Filter):
+    """Add `user_id` to django.request's 403 records and drop a PermissionDenied traceback.
+
+    Django logs a PermissionDenied raised by a view with its traceback, but a viewer
+    posting to an archive page is an expected outcome, not a bug. The record keeps
+    its WARNING level and its message, which names the path. `user_id` is None for
+    an anonymous request. Attach it to the "django.request" logger.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "status_code", None) != HTTPStatus.FORBIDDEN:
+            return True
+
+        if record.exc_info and isinstance(record.exc_info[1], PermissionDenied):
+            record.exc_info = None
+            record.exc_text = None
+        user = getattr(getattr(record, "request", None), "user", None)
+        record.user_id = getattr(user, "pk", None)
         return True
 
 

@@ -284,7 +284,10 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "dashboard.logging.RedactSecretsFilter"}},
+    "filters": {
+        "redact_secrets": {"()": "dashboard.logging.RedactSecretsFilter"},
+        "permission_denied": {"()": "dashboard.logging.PermissionDeniedFilter"},
+    },
     "formatters": {"key_value": {"()": "dashboard.logging.KeyValueFormatter"}},
     "handlers": {
         "console": {
@@ -295,6 +298,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's default logging gives "django" a console handler of its own while
+        # DEBUG is on, so each of its records was printed twice; root's handler is enough.
+        "django": {"handlers": [], "propagate": True},
+        "django.request": {"filters": ["permission_denied"]},
         # The SDK and its HTTP client log request URLs and headers at DEBUG.
         "anthropic": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},

@@ -1,5 +1,7 @@
 """Authentication and permissions: the same rules as the pages, answered in JSON."""
 
+import logging
+
 import pytest
 from django.urls import reverse
 
@@ -66,6 +68,20 @@ def test_write_without_permission_gets_403(viewer_client, name, kwargs):
     assert response.status_code == 403
     assert "threads.archive_thread" in response.json()["detail"]
     assert ArchiveJob.objects.count() == 1
+
+
+def test_write_forbidden_logs_one_warning(viewer_client, viewer, caplog):
+    thread = ThreadFactory(parent=ThreadFactory())
+    path = reverse("api:archive-job-list")
+
+    with caplog.at_level(logging.INFO, logger="django.request"):
+        viewer_client.post(path, {"thread_ids": [thread.id]}, format="json")
+
+    [record] = [record for record in caplog.records if record.name == "django.request"]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    assert record.user_id == viewer[0].pk
+    assert path in record.getMessage()
 
 
 def test_dry_run_without_permission_gets_403(viewer_client):

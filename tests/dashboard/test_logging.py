@@ -1,8 +1,13 @@
 """Log lines carry `extra=` fields and never the API key."""
 
 import logging
+import sys
+from types import SimpleNamespace
 
-from dashboard.logging import KeyValueFormatter, RedactSecretsFilter
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
+
+from dashboard.logging import KeyValueFormatter, PermissionDeniedFilter, RedactSecretsFilter
 
 API_KEY = "sk-ant-test-0123456789-secret"
 
@@ -46,3 +51,33 @@ def test_redact_filter_removes_key_from_extra_fields(monkeypatch):
     RedactSecretsFilter().filter(record)
 
     assert record.error == "Bearer [redacted]"
+
+
+def test_permission_denied_filter_keeps_other_tracebacks():
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = make_record("Internal Server Error: /", status_code=500)
+        record.exc_info = sys.exc_info()
+
+    PermissionDeniedFilter().filter(record)
+
+    assert record.exc_info is not None
+    assert not hasattr(record, "user_id")
+
+
+def test_permission_denied_filter_drops_traceback():
+    try:
+        raise PermissionDenied
+    except PermissionDenied:
+        record = make_record(
+            "Forbidden (Permission denied): /archive/",
+            status_code=403,
+            request=SimpleNamespace(user=AnonymousUser()),
+        )
+        record.exc_info = sys.exc_info()
+
+    PermissionDeniedFilter().filter(record)
+
+    assert record.exc_info is None
+    assert record.user_id is None

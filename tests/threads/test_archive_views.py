@@ -1,5 +1,7 @@
 """Archive pages: permission, CSRF, the confirmation page, job pages and the htmx fragment."""
 
+import logging
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
@@ -63,6 +65,38 @@ def test_confirm_without_permission_forbidden(viewer, threads):
 
     assert response.status_code == 403
     assert not ArchiveJob.objects.exists()
+
+
+def test_confirm_forbidden_logs_one_warning(viewer, threads, caplog):
+    path = reverse("threads:archive-confirm")
+
+    with caplog.at_level(logging.INFO, logger="django.request"):
+        _client(viewer).post(path, {"scope": "selected", "thread_ids": [threads["idle"][0].id]})
+
+    [record] = [record for record in caplog.records if record.name == "django.request"]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    assert record.user_id == viewer.pk
+    assert path in record.getMessage()
+
+
+def test_request_log_has_one_handler_in_debug(settings):
+    # Django's default logging config adds a console handler to "django" that prints while DEBUG is on.
+    settings.DEBUG = True
+    record = logging.makeLogRecord({"name": "django.request", "levelno": logging.WARNING})
+
+    handlers = []
+    logger = logging.getLogger("django.request")
+    while logger is not None:
+        handlers += [handler for handler in logger.handlers if not _is_pytest_handler(handler)]
+        logger = logger.parent if logger.propagate else None
+    emitting = [handler for handler in handlers if handler.filter(record)]
+
+    assert [type(handler).__name__ for handler in emitting] == ["StreamHandler"]
+
+
+def _is_pytest_handler(handler: logging.Handler) -> bool:
+    return type(handler).__module__.startswith("_pytest")
 
 
 def test_thread_archive_without_permission_forbidden(viewer, threads):

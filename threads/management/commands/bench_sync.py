@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.core.management.base import BaseCommand, CommandError
 
 from threads.client import reset_api_clients
-from threads.models import Session, SyncRun, Thread
+from threads.models import Session, SyncRun, Thread, UsageDailyRollup, UsageRollupDirtyDay
 from threads.rate_limit import get_rate_limiter, reset_rate_limiter
 from threads.services.sync import SESSIONS_PAGE_SIZE, sync_full, sync_incremental
 
@@ -92,8 +93,7 @@ class Command(BaseCommand):
             self._run(emulator=emulator, options=options)
         finally:
             emulator.stop()
-            Thread.objects.all().delete()
-            Session.objects.all().delete()
+            _snapshots_delete()
 
     def _run(self, *, emulator: "EmulatorProcess", options: dict) -> None:
         self._point_client_at(emulator)
@@ -205,6 +205,18 @@ def _measure(service, *, trace: bool) -> tuple[SyncRun, Measurement]:
         tracemalloc.stop()
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return run, Measurement(seconds=seconds, tracemalloc_peak_bytes=peak, maxrss_kib=maxrss)
+
+
+def _snapshots_delete() -> None:
+    """Delete every snapshot and usage rollup row with plain DELETE statements.
+
+    `QuerySet.delete()` would load every thread to send its post_delete signal, which
+    takes more memory than the sync being measured.
+    """
+    models = (Thread, Session, UsageDailyRollup, UsageRollupDirtyDay)
+    with transaction.atomic(), connection.cursor() as cursor:
+        for model in models:
+            cursor.execute("DELETE FROM %s" % connection.ops.quote_name(model._meta.db_table))
 
 
 def _page_count(session_count: int) -> int:
