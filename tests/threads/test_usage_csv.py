@@ -82,7 +82,7 @@ def test_usage_csv_agent_rows(user_client):
     assert row["total_tokens"] == str(1234567 + 10 + 20 + 30 + 40)
     assert row["list_cost_usd"] == "1234.56"
     assert row["list_cost_minor_units"] == "123456"
-    assert row["active_seconds"] == "12.5"
+    assert row["active_seconds"] == "12.500"
 
 
 def test_usage_csv_unknown_is_empty(user_client):
@@ -109,6 +109,37 @@ def test_usage_csv_cost_two_decimals(user_client):
     assert row["date"] == NOW.date().isoformat()
     assert row["list_cost_usd"] == "0.05"
     assert row["list_cost_minor_units"] == "5"
+
+
+def test_usage_csv_active_seconds_three_decimals(user_client):
+    # 0.1 + 0.2 is 0.30000000000000004 in binary floating point.
+    session = SessionFactory(created_at=NOW, active_seconds=0.1 + 0.2)
+    ThreadFactory(session=session, model="m", active_seconds=0.1)
+    ThreadFactory(session=session, model="m", active_seconds=0.2)
+
+    _, model_rows = csv_get(user_client, "model")
+    _, session_rows = csv_get(user_client, "session")
+    _, thread_rows = csv_get(user_client, "top_threads")
+
+    model_row = dict(zip(model_rows[0], model_rows[1], strict=True))
+    session_row = dict(zip(session_rows[0], session_rows[1], strict=True))
+    thread_cells = sorted(
+        dict(zip(thread_rows[0], values, strict=True))["active_seconds"] for values in thread_rows[1:]
+    )
+    assert model_row["active_seconds"] == "0.300"
+    assert session_row["session_active_seconds"] == "0.300"
+    assert thread_cells[0] == "0.100"
+    assert thread_cells[-1] == "0.200"
+
+
+def test_usage_csv_active_seconds_unknown_is_empty(user_client):
+    session = SessionFactory(created_at=NOW)
+    ThreadFactory(session=session, model="m", active_seconds=None)
+
+    _, rows = csv_get(user_client, "model")
+
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert row["active_seconds"] == ""
 
 
 def test_usage_csv_session_rows_carry_both_figures(user_client):

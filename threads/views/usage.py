@@ -5,6 +5,10 @@ The page and every CSV read the same query parameters: the shared thread filter,
 `format=csv` with `breakdown=agent|model|session|daily|top_threads|top_sessions`
 for an export. Charts are inline SVG drawn here from the selectors' rows, each with
 a table under it, so the page needs no JavaScript.
+
+In the CSV files an unknown figure is an empty cell, never 0. Costs come as dollars
+with two decimals and as minor units. The `*active_seconds` columns have exactly
+three decimals (milliseconds).
 """
 
 import csv
@@ -531,6 +535,17 @@ def csv_number(value) -> str:
     return "" if value is None else str(value)
 
 
+def csv_seconds(value: float | None) -> str:
+    """Return seconds with exactly three decimals (milliseconds), or an empty cell when unknown.
+
+    Sums of float seconds carry binary noise such as 12.300000000000001, so a fixed
+    precision keeps the cells stable and comparable.
+    """
+    if value is None:
+        return ""
+    return "%.3f" % value
+
+
 def csv_major_units(amount: int | None) -> str:
     """Return minor units of USD as dollars with two decimals, or an empty cell when unknown."""
     if amount is None:
@@ -547,7 +562,7 @@ def _csv_usage_cells(row: dict) -> list[str]:
         csv_number(row["total_tokens"]),
         csv_major_units(row["list_cost_amount"]),
         csv_number(row["list_cost_amount"]),
-        csv_number(row["active_seconds"]),
+        csv_seconds(row["active_seconds"]),
     ]
 
 
@@ -559,7 +574,7 @@ def _csv_session_cells(session, all_threads: dict) -> list[str]:
             csv_number(session.total_tokens),
             csv_major_units(session.list_cost_amount),
             csv_number(session.list_cost_amount),
-            csv_number(session.active_seconds),
+            csv_seconds(session.active_seconds),
         ]
     return [
         *own,
@@ -626,7 +641,7 @@ def _csv_thread_row(thread, *, rank_by: str, rank: int) -> list[str]:
         csv_number(thread.total_tokens),
         csv_major_units(thread.list_cost_amount),
         csv_number(thread.list_cost_amount),
-        csv_number(thread.active_seconds),
+        csv_seconds(thread.active_seconds),
     ]
 
 
