@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from bench import targets
+from bench.report import section_write
 from bench.stack import (
     DEFAULT_REDIS_URL,
     PROJECT_ROOT,
@@ -39,7 +40,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes for a CI smoke run")
     parser.add_argument("--skip-1m", action="store_true", help="time the pages at the small size only")
     parser.add_argument(
-        "--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md", help="Markdown report written"
+        "--out",
+        type=Path,
+        default=PROJECT_ROOT / "docs" / "benchmarks.md",
+        help="Markdown file whose benchmark section is rewritten",
     )
     parser.add_argument("--no-write", action="store_true", help="print the table, do not write --out")
     parser.add_argument("--archive-workers", type=int, default=1, help="Celery worker processes (default 1)")
@@ -106,14 +110,13 @@ def main() -> int:
     table = report_table(results, page_sizes=page_sizes, full_sizes=FULL_SIZES["pages"])
     print(table)
     if not args.no_write:
-        args.out.write_text(
-            report_markdown(
-                table=table,
-                argv=sys.argv[1:],
-                minutes=(time.monotonic() - started) / 60,
-                skipped=_skipped(args),
-            )
+        markdown = report_markdown(
+            table=table,
+            argv=sys.argv[1:],
+            minutes=(time.monotonic() - started) / 60,
+            skipped=_skipped(args),
         )
+        section_write(path=args.out, name="bench", writer="python -m bench", markdown=markdown)
         print("Wrote %s" % args.out)
     return 0
 
@@ -293,7 +296,7 @@ def report_markdown(*, table: str, argv: list[str], minutes: float, skipped: lis
     facts = machine_facts()
     command = "python -m bench" + ("" if not argv else " " + " ".join(shlex.quote(arg) for arg in argv))
     lines = [
-        "# Benchmarks",
+        "## Benchmark run",
         "",
         "Written by `%s` (`make bench`) on %s; the run took %.0f minutes."
         % (command, datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), minutes),

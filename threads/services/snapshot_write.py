@@ -176,15 +176,15 @@ def _upsert_values(
     not carry gets its field default. A conflict updates `columns` only.
     """
     quote = connection.ops.quote_name
-    fields = model._meta.concrete_fields
+    inserted = model._meta.concrete_fields
     updated = [model._meta.get_field(column) for column in columns]
-    row_placeholder = "(%s)" % ", ".join(["%s"] * len(fields))
+    row_placeholder = "(%s)" % ", ".join(["%s"] * len(inserted))
     statement = "INSERT INTO %s (%s) VALUES %s ON CONFLICT (%s) DO UPDATE SET %s" % (
         quote(model._meta.db_table),
-        ", ".join(quote(field.column) for field in fields),
+        ", ".join(quote(column.column) for column in inserted),
         ", ".join([row_placeholder] * len(snapshots)),
         quote(model._meta.pk.column),
-        ", ".join("%s = EXCLUDED.%s" % (quote(field.column), quote(field.column)) for field in updated),
+        ", ".join("%s = EXCLUDED.%s" % (quote(column.column), quote(column.column)) for column in updated),
     )
 
     params = []
@@ -196,9 +196,9 @@ def _upsert_values(
             "fetched_at": fetched_at,
             "gone_at": None,
         }
-        for field in fields:
-            value = values[field.attname] if field.attname in values else field.get_default()
-            params.append(field.get_db_prep_save(value, connection))
+        for column in inserted:
+            value = values[column.attname] if column.attname in values else column.get_default()
+            params.append(column.get_db_prep_save(value, connection))
 
     with connection.cursor() as cursor:
         cursor.execute(statement, params)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
 
 from threads.client import reset_api_clients
 from threads.models import Session, SyncRun, Thread, UsageDailyRollup, UsageRollupDirtyDay
