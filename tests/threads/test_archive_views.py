@@ -218,6 +218,38 @@ def test_confirm_creates_job_and_redirects(archiver, threads):
     assert set(ArchiveItem.objects.filter(job=job).values_list("thread_id", flat=True)) == set(ids)
 
 
+def test_job_page_shows_confirmation_while_scheduled(viewer, threads):
+    job = _job(threads)
+
+    response = _client(viewer).get(reverse("threads:archive-job-detail", args=[job.pk]))
+
+    assert "Archive job #%d confirmed: 3 threads will be archived." % job.pk in response.content.decode()
+
+
+def test_job_page_hides_confirmation_when_finished(archiver, threads):
+    client = _client(archiver)
+    ids = [thread.id for thread in threads["idle"]]
+    client.post(reverse("threads:archive-confirm"), {"scope": "selected", "thread_ids": ids, "confirm": "on"})
+    job = ArchiveJob.objects.get()
+    ArchiveItem.objects.filter(job=job).update(state=ArchiveItemState.ARCHIVED)
+    ArchiveJob.objects.filter(pk=job.pk).update(status=ArchiveJobStatus.FINISHED, finished_at=timezone.now())
+
+    page = client.get(reverse("threads:archive-job-detail", args=[job.pk])).content.decode()
+
+    assert "Finished" in page
+    assert "will be archived" not in page
+    assert 'data-testid="archive-confirmed"' not in page
+
+
+def test_progress_fragment_hides_confirmation_when_running(viewer, threads):
+    job = _job(threads)
+    ArchiveJob.objects.filter(pk=job.pk).update(status=ArchiveJobStatus.RUNNING, started_at=timezone.now())
+
+    response = _client(viewer).get(reverse("threads:archive-job-detail", args=[job.pk]), headers=HTMX_HEADERS)
+
+    assert 'data-testid="archive-confirmed"' not in response.content.decode()
+
+
 def test_confirm_filter_scope_ignores_posted_ids(archiver, threads):
     response = _client(archiver).post(
         reverse("threads:archive-confirm"),

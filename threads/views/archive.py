@@ -81,9 +81,8 @@ def archive_confirm(request):
         job = archive_job_create(
             selection=selection, interrupt_running=values["interrupt_running"], user=request.user
         )
-        messages.success(
-            request, "Archive job #%d confirmed: %d threads will be archived." % (job.pk, job.planned_count)
-        )
+        # No flash message: it would stay on the job page after the job finished. The
+        # page's progress fragment shows the confirmation while the job is scheduled.
         return redirect("threads:archive-job-detail", job_id=job.pk)
 
     context["selection"] = selection
