@@ -14,8 +14,10 @@ Totals, the daily series and the agent and model breakdowns read the daily rollu
 (threads/models/usage.py) when the filter uses only their key columns. They sum
 rollup rows for clean days and thread rows for days marked dirty and for threads
 without a creation time, and merge the two in Python. A filter with free text `q`
-or a `session` falls back to summing the thread table. Session figures and top
-lists need single rows and always read the snapshot tables.
+or a `session` falls back to summing the thread table. The session totals read
+the session-day rollups the same way when the filter selects by creation date
+alone, and the snapshot tables otherwise. Top lists need single rows and always
+read the snapshot tables.
 """
 
 import operator
@@ -30,7 +32,7 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
 from threads.filters import ThreadFilter, ThreadFilterForm, thread_filter_from_query
-from threads.models import Session, Thread, UsageDailyRollup
+from threads.models import Session, Thread, UsageDailyRollup, UsageSessionDayRollup
 from threads.models.snapshots import sort_key_number, sort_key_total_tokens
 from threads.selectors import thread_list_filtered
 from threads.services.usage_rollup import SUM_FIELDS, day_ranges_q, usage_rollup_dirty_days
@@ -279,7 +281,8 @@ def usage_totals(
 
 # One statement: the CTE of selected session ids is computed once (PostgreSQL
 # materialises a CTE that is referenced twice) and feeds the distinct count, the
-# sessions' own figures and the sums over all their threads.
+# sessions' own figures and the sums over all their threads (`thread_sums`, one of
+# the two forms below).
 SESSION_TOTALS_SQL = """
 WITH selected AS ({selected}),
 session_sums AS (
@@ -293,16 +296,39 @@ session_sums AS (
         SUM(CASE WHEN NOT ({session_usage_unknown}) THEN {session_total_tokens} END)
     FROM selected LEFT JOIN {session_table} AS session ON session.id = selected.session_id
 ),
-thread_sums AS (
+thread_sums AS ({thread_sums})
+SELECT * FROM session_sums CROSS JOIN thread_sums
+"""
+# Sums over the rows of `threads` (the thread table, or a subquery of its rows)
+# that belong to a selected session.
+THREAD_SUMS_SQL = """
     SELECT
         COUNT(thread.id),
         COUNT(CASE WHEN NOT ({cost_known}) THEN 1 END),
         SUM(CASE WHEN {cost_known} THEN thread.list_cost_amount END),
         SUM(CASE WHEN NOT ({usage_unknown}) THEN {total_tokens} END)
-    FROM {thread_table} AS thread
+    FROM {threads} AS thread
     WHERE thread.session_id IN (SELECT session_id FROM selected)
-)
-SELECT * FROM session_sums CROSS JOIN thread_sums
+"""
+# The same sums from session-day rollups of clean days, plus the thread rows that
+# no clean rollup covers (`live_sums`: dirty days and threads without a creation time).
+ROLLUP_THREAD_SUMS_SQL = """
+    SELECT
+        COALESCE(SUM(part.thread_count), 0),
+        COALESCE(SUM(part.cost_unknown_count), 0),
+        SUM(part.list_cost_amount),
+        SUM(part.total_tokens)
+    FROM (
+        SELECT
+            SUM(rollup.thread_count) AS thread_count,
+            SUM(rollup.cost_unknown_count) AS cost_unknown_count,
+            SUM(rollup.list_cost_amount) AS list_cost_amount,
+            SUM(rollup.total_tokens) AS total_tokens
+        FROM ({rollups}) AS rollup
+        WHERE rollup.session_id IN (SELECT session_id FROM selected)
+        UNION ALL
+        {live_sums}
+    ) AS part
 """
 SESSION_TOTALS_KEYS = (
     "selected_session_count",
@@ -319,7 +345,14 @@ SESSION_TOTALS_KEYS = (
 )
 
 
-def usage_session_totals(*, thread_filter: ThreadFilter) -> dict:
+def usage_session_rollup_supported(thread_filter: ThreadFilter) -> bool:
+    """Return True when the filter selects threads by creation date alone, as session-day rollups can."""
+    return thread_filter == ThreadFilter(
+        archived="all", created_from=thread_filter.created_from, created_to=thread_filter.created_to
+    )
+
+
+def usage_session_totals(*, thread_filter: ThreadFilter, dirty_days: list[date] | None = None) -> dict:
     """Return the sessions' own usage next to the sum over all their threads.
 
     Covers every session that contains at least one selected thread. Such a session
@@ -329,21 +362,36 @@ def usage_session_totals(*, thread_filter: ThreadFilter) -> dict:
     sessions' own figures (`session_count` counts synced sessions only),
     `threads_*` for the sums over their threads, and `selected_session_count`, the
     number of distinct session ids among the selected threads (as
-    `usage_totals()["session_count"]`). One query.
+    `usage_totals()["session_count"]`). One query. A filter by creation date alone
+    reads the session-day rollups for clean days; `dirty_days` is
+    `usage_rollup_dirty_days()` when the caller has it already.
     """
-    selected = thread_list_filtered(thread_filter=thread_filter).values("session_id").distinct().order_by()
-    selected_sql, params = selected.query.sql_with_params()
 
     def on(alias: str, sql: str) -> str:
         return sql.replace("thread.", alias + ".")
 
+    expressions = {
+        "usage_unknown": _TREE_USAGE_UNKNOWN,
+        "cost_known": _TREE_COST_KNOWN,
+        "total_tokens": _TREE_TOTAL_TOKENS,
+    }
+    if usage_session_rollup_supported(thread_filter):
+        selected_sql, thread_sums, params = _session_totals_rollup_parts(
+            thread_filter=thread_filter, dirty_days=dirty_days
+        )
+    else:
+        selected = (
+            thread_list_filtered(thread_filter=thread_filter).values("session_id").distinct().order_by()
+        )
+        selected_sql, params = selected.query.sql_with_params()
+        thread_sums = THREAD_SUMS_SQL.format(
+            threads=connection.ops.quote_name(Thread._meta.db_table), **expressions
+        )
+
     sql = SESSION_TOTALS_SQL.format(
         selected=selected_sql,
-        thread_table=connection.ops.quote_name(Thread._meta.db_table),
+        thread_sums=thread_sums,
         session_table=connection.ops.quote_name(Session._meta.db_table),
-        usage_unknown=_TREE_USAGE_UNKNOWN,
-        cost_known=_TREE_COST_KNOWN,
-        total_tokens=_TREE_TOTAL_TOKENS,
         session_usage_unknown=on("session", _TREE_USAGE_UNKNOWN),
         session_cost_known=on("session", _TREE_COST_KNOWN),
         session_total_tokens=on("session", _TREE_TOTAL_TOKENS),
@@ -361,6 +409,50 @@ def usage_session_totals(*, thread_filter: ThreadFilter) -> dict:
     for name in ("selected_session_count", "session_count", "threads_thread_count"):
         totals[name] = totals[name] or 0
     return totals
+
+
+def _session_totals_rollup_parts(
+    *, thread_filter: ThreadFilter, dirty_days: list[date] | None
+) -> tuple[str, str, tuple]:
+    """Return the selected-sessions SQL, the thread sums SQL and their parameters, from rollups.
+
+    Clean days come from the session-day rollups. Thread rows are read for dirty
+    days and for threads without a creation time, which are in no rollup day. The
+    filter's dates keep such threads out of the selection, but they still count in
+    their sessions' sums.
+    """
+    if dirty_days is None:
+        dirty_days = usage_rollup_dirty_days()
+    live = day_ranges_q(dirty_days) | Q(created_at__isnull=True)
+
+    rollups = UsageSessionDayRollup.objects.exclude(day__in=dirty_days)
+    in_period = rollups
+    if thread_filter.created_from:
+        in_period = in_period.filter(day__gte=thread_filter.created_from)
+    if thread_filter.created_to:
+        in_period = in_period.filter(day__lte=thread_filter.created_to)
+    live_selected = thread_list_filtered(thread_filter=thread_filter).filter(live)
+    selected = in_period.values("session_id").order_by().union(live_selected.values("session_id").order_by())
+    rollup_rows = rollups.values(
+        "session_id", "thread_count", "cost_unknown_count", "list_cost_amount", "total_tokens"
+    ).order_by()
+    live_rows = (
+        Thread.objects.filter(live)
+        .values("id", "session_id", *TOKEN_FIELDS, "list_cost_amount", "list_cost_currency")
+        .order_by()
+    )
+
+    selected_sql, selected_params = selected.query.sql_with_params()
+    rollup_sql, rollup_params = rollup_rows.query.sql_with_params()
+    live_sql, live_params = live_rows.query.sql_with_params()
+    live_sums = THREAD_SUMS_SQL.format(
+        threads="(%s)" % live_sql,
+        usage_unknown=_TREE_USAGE_UNKNOWN,
+        cost_known=_TREE_COST_KNOWN,
+        total_tokens=_TREE_TOTAL_TOKENS,
+    )
+    thread_sums = ROLLUP_THREAD_SUMS_SQL.format(rollups=rollup_sql, live_sums=live_sums)
+    return selected_sql, thread_sums, (*selected_params, *rollup_params, *live_params)
 
 
 # ---------------------------------------------------------------------------
@@ -720,7 +812,7 @@ def usage_overview(*, params: UsageParams) -> dict:
     dirty_days = usage_rollup_dirty_days() if usage_rollup_supported(thread_filter) else []
 
     totals = usage_totals(thread_filter=thread_filter, dirty_days=dirty_days, session_count=False)
-    session_totals = usage_session_totals(thread_filter=thread_filter)
+    session_totals = usage_session_totals(thread_filter=thread_filter, dirty_days=dirty_days)
     totals["session_count"] = session_totals.pop("selected_session_count")
     daily = usage_daily(thread_filter=thread_filter, dirty_days=dirty_days)
     breakdown = usage_breakdown_page(

@@ -15,7 +15,7 @@ from threads.models.snapshots import (
     Thread,
 )
 from threads.models.sync import SyncRun, SyncRunKind, SyncRunStatus
-from threads.models.usage import UsageDailyRollup, UsageRollupDirtyDay
+from threads.models.usage import UsageDailyRollup, UsageRollupDirtyDay, UsageSessionDayRollup
 
 __all__ = [
     "AgentType",
@@ -35,4 +35,5 @@ __all__ = [
     "Thread",
     "UsageDailyRollup",
     "UsageRollupDirtyDay",
+    "UsageSessionDayRollup",
 ]

@@ -1,8 +1,9 @@
-"""Daily usage rollups: thread usage summed per UTC day of creation and filter key.
+"""Daily usage rollups: thread usage summed per UTC day of creation and filter key, and per session.
 
 The usage page sums these rows instead of the thread table whenever its filter can
 be expressed on the key columns. A rollup row is derived data: it is recomputed
 from the thread snapshots (threads/services/usage_rollup.py) and never edited.
+Both rollup tables share the dirty-day marks, so one refresh keeps both exact.
 """
 
 from datetime import UTC
@@ -65,6 +66,34 @@ class UsageDailyRollup(models.Model):
 
     def __str__(self) -> str:
         return "%s %s %s" % (self.day, self.agent_id or self.agent_name or "-", self.model or "-")
+
+
+class UsageSessionDayRollup(models.Model):
+    """Sums over one session's threads created on one UTC day.
+
+    The usage page's session figures read these rows when the filter selects by
+    creation date alone: the sessions with a thread created in the period, and the
+    sums over all threads of those sessions. Sums follow the thread columns and are
+    null when no thread in the row reported the figure.
+    """
+
+    day = models.DateField()
+    session_id = models.CharField(max_length=128)
+    thread_count = models.BigIntegerField()
+    cost_unknown_count = models.BigIntegerField()
+    # Tokens of every kind over the threads with usage known.
+    total_tokens = models.BigIntegerField(null=True)
+    # Minor units of USD over the threads whose cost is known and in USD.
+    list_cost_amount = models.BigIntegerField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "session_id"], name="usage_session_day_key"),
+        ]
+        indexes = [models.Index(fields=["session_id", "day"], name="usage_session_day_session")]
+
+    def __str__(self) -> str:
+        return "%s %s" % (self.day, self.session_id)
 
 
 class UsageRollupDirtyDay(models.Model):

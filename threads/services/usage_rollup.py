@@ -1,7 +1,8 @@
 """Keep the daily usage rollups equal to sums over the thread snapshots.
 
 Invariant: for every UTC day that has no `UsageRollupDirtyDay` row, the day's
-`UsageDailyRollup` rows equal the sums over the committed threads created that day.
+`UsageDailyRollup` and `UsageSessionDayRollup` rows equal the sums over the
+committed threads created that day.
 Writers keep it by marking a thread's old and new day dirty in the transaction that
 changes the thread (`usage_rollup_marking`). The refresh keeps it by locking the dirty
 rows before it reads the threads, and by deleting them in the transaction that
@@ -25,7 +26,7 @@ from django.db.models import Count, ExpressionWrapper, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from threads.models import Thread, UsageDailyRollup, UsageRollupDirtyDay
+from threads.models import Thread, UsageDailyRollup, UsageRollupDirtyDay, UsageSessionDayRollup
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ SUM_FIELDS = (
     "list_cost_amount",
     "active_seconds",
 )
+SESSION_DAY_KEY_FIELDS = ("day", "session_id")
+SESSION_DAY_SUM_FIELDS = ("thread_count", "cost_unknown_count", "total_tokens", "list_cost_amount")
 # Days recomputed per INSERT ... SELECT: enough to keep the statement count low on a
 # rebuild, few enough that each statement's date ranges stay short.
 REFRESH_BATCH_DAYS = 31
@@ -88,11 +91,15 @@ def _day_runs(days: list[date]) -> Iterator[tuple[date, date]]:
     yield first, last
 
 
-def _rollup_select(threads) -> tuple[str, tuple]:
-    """Return the SQL and parameters of a SELECT that yields rollup rows in KEY_FIELDS, SUM_FIELDS order."""
+def _total_tokens():
     total_tokens = Coalesce(F(TOKEN_FIELDS[0]), Value(0))
     for name in TOKEN_FIELDS[1:]:
         total_tokens = total_tokens + Coalesce(F(name), Value(0))
+    return total_tokens
+
+
+def _rollup_select(threads) -> tuple[str, tuple]:
+    """Return the SQL and parameters of a SELECT that yields rollup rows in KEY_FIELDS, SUM_FIELDS order."""
     keys = {
         "r_day": TruncDate("created_at", tzinfo=UTC),
         "r_agent_id": F("agent_id"),
@@ -108,30 +115,58 @@ def _rollup_select(threads) -> tuple[str, tuple]:
         "s_usage_unknown_count": Count("id", filter=USAGE_UNKNOWN),
         "s_cost_unknown_count": Count("id", filter=~COST_KNOWN),
         **{"s_%s" % name: Sum(name) for name in TOKEN_FIELDS},
-        "s_total_tokens": Sum(total_tokens, filter=~USAGE_UNKNOWN),
+        "s_total_tokens": Sum(_total_tokens(), filter=~USAGE_UNKNOWN),
         "s_list_cost_amount": Sum("list_cost_amount", filter=COST_KNOWN),
         "s_active_seconds": Sum("active_seconds"),
     }
-    rows = threads.annotate(**keys).values(*keys).annotate(**sums).order_by()
+    return _grouped_select(threads, keys=keys, sums=sums)
+
+
+def _session_day_select(threads) -> tuple[str, tuple]:
+    """Return a SELECT of session-day rollup rows in SESSION_DAY_KEY_FIELDS, SESSION_DAY_SUM_FIELDS order."""
+    keys = {"r_day": TruncDate("created_at", tzinfo=UTC), "r_session_id": F("session_id")}
+    sums = {
+        "s_thread_count": Count("id"),
+        "s_cost_unknown_count": Count("id", filter=~COST_KNOWN),
+        "s_total_tokens": Sum(_total_tokens(), filter=~USAGE_UNKNOWN),
+        "s_list_cost_amount": Sum("list_cost_amount", filter=COST_KNOWN),
+    }
+    return _grouped_select(threads, keys=keys, sums=sums)
+
+
+def _grouped_select(threads, *, keys: dict, sums: dict) -> tuple[str, tuple]:
+    # Rows come out in day order, so after a rebuild the rows of a period sit together
+    # on disk and reading a period touches few pages.
+    rows = threads.annotate(**keys).values(*keys).annotate(**sums).order_by("r_day")
     # INSERT ... SELECT matches columns by position, so the SELECT must list the
-    # keys, then the sums, in KEY_FIELDS and SUM_FIELDS order.
+    # keys, then the sums, in the order of the table's column list.
     if list(rows.query.annotation_select) != [*keys, *sums]:
         raise RuntimeError("Rollup SELECT columns are out of order: %s" % list(rows.query.annotation_select))
     return rows.query.sql_with_params()
 
 
 def _rollup_insert(*, threads) -> int:
-    """Insert the rollup rows of a thread queryset with one INSERT ... SELECT; return rows written."""
-    columns = ", ".join(connection.ops.quote_name(name) for name in (*KEY_FIELDS, *SUM_FIELDS))
-    select_sql, params = _rollup_select(threads.filter(created_at__isnull=False))
-    statement = "INSERT INTO %s (%s) %s" % (
-        connection.ops.quote_name(UsageDailyRollup._meta.db_table),
-        columns,
-        select_sql,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return cursor.rowcount
+    """Insert the daily and session-day rollup rows of a thread queryset; return daily rows written.
+
+    One INSERT ... SELECT per table.
+    """
+    threads = threads.filter(created_at__isnull=False)
+    written = 0
+    for table, columns, select in (
+        (UsageDailyRollup, (*KEY_FIELDS, *SUM_FIELDS), _rollup_select),
+        (UsageSessionDayRollup, (*SESSION_DAY_KEY_FIELDS, *SESSION_DAY_SUM_FIELDS), _session_day_select),
+    ):
+        select_sql, params = select(threads)
+        statement = "INSERT INTO %s (%s) %s" % (
+            connection.ops.quote_name(table._meta.db_table),
+            ", ".join(connection.ops.quote_name(name) for name in columns),
+            select_sql,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            if table is UsageDailyRollup:
+                written = cursor.rowcount
+    return written
 
 
 def _refresh_lock(*, wait: bool) -> bool:
@@ -148,10 +183,11 @@ def _refresh_lock(*, wait: bool) -> bool:
 
 
 def usage_rollup_refresh(*, days: Iterable[date]) -> int:
-    """Recompute the rollup rows of these UTC days from the thread table; return rows written.
+    """Recompute the rollup rows of these UTC days from the thread table; return daily rows written.
 
-    Deletes each day's rows and inserts one row per key group, one INSERT ... SELECT
-    per batch of REFRESH_BATCH_DAYS days, in one transaction. Does not touch the
+    Deletes each day's daily and session-day rows and inserts one row per key
+    group, one INSERT ... SELECT per table and batch of REFRESH_BATCH_DAYS days, in
+    one transaction. Does not touch the
     dirty-day marks (see `usage_rollup_refresh_dirty`). Idempotent.
     """
     days = sorted(set(days))
@@ -160,6 +196,7 @@ def usage_rollup_refresh(*, days: Iterable[date]) -> int:
         _refresh_lock(wait=True)
         for batch in _chunks(days, REFRESH_BATCH_DAYS):
             UsageDailyRollup.objects.filter(day__in=batch).delete()
+            UsageSessionDayRollup.objects.filter(day__in=batch).delete()
             written += _rollup_insert(threads=Thread.objects.filter(day_ranges_q(batch)))
     return written
 
@@ -223,7 +260,10 @@ def usage_rollup_refresh_dirty() -> int:
 
 
 def usage_rollup_rebuild() -> int:
-    """Recompute every rollup row from the thread table and clear the dirty marks; return rows written."""
+    """Recompute every rollup row from the thread table and clear the dirty marks.
+
+    Returns the number of daily rollup rows written.
+    """
     started = time.monotonic()
     with transaction.atomic():
         _refresh_lock(wait=True)
@@ -231,6 +271,7 @@ def usage_rollup_rebuild() -> int:
             UsageRollupDirtyDay.objects.select_for_update(skip_locked=True).values_list("pk", flat=True)
         )
         UsageDailyRollup.objects.all().delete()
+        UsageSessionDayRollup.objects.all().delete()
         written = _rollup_insert(threads=Thread.objects.all())
         UsageRollupDirtyDay.objects.filter(pk__in=dirty_ids).delete()
 

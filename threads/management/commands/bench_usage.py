@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.db.models import JSONField
 from django.http import QueryDict
 
-from threads.models import Session, Thread, UsageDailyRollup, UsageRollupDirtyDay
+from threads.models import Session, Thread, UsageDailyRollup, UsageRollupDirtyDay, UsageSessionDayRollup
 from threads.selectors_usage import (
     thread_tree_usage,
     usage_breakdown_page,
@@ -315,6 +315,7 @@ def bench_rows_delete() -> None:
             cursor.execute("DELETE FROM %s WHERE id LIKE %%s" % table, [ID_PREFIX + "%"])
     # The database holds only this command's snapshots, so every rollup is theirs.
     UsageDailyRollup.objects.all().delete()
+    UsageSessionDayRollup.objects.all().delete()
     UsageRollupDirtyDay.objects.all().delete()
 
 
@@ -322,7 +323,7 @@ def database_analyze() -> None:
     """Refresh planner statistics, and on PostgreSQL the visibility map for index-only scans."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            for model in (Session, Thread, UsageDailyRollup):
+            for model in (Session, Thread, UsageDailyRollup, UsageSessionDayRollup):
                 cursor.execute("VACUUM ANALYZE %s" % connection.ops.quote_name(model._meta.db_table))
         else:
             cursor.execute("ANALYZE")

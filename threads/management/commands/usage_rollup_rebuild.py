@@ -1,4 +1,4 @@
-"""Recompute every daily usage rollup from the thread snapshots."""
+"""Recompute every daily and session-day usage rollup from the thread snapshots."""
 
 import time
 
@@ -9,11 +9,14 @@ from threads.services.usage_rollup import usage_rollup_rebuild
 
 class Command(BaseCommand):
     help = (
-        "Recompute every daily usage rollup from the thread snapshots and clear the dirty-day marks. "
+        "Recompute every daily and session-day usage rollup from the thread snapshots and clear the "
+        "dirty-day marks. "
         "Safe to run while syncs run: it waits for a running refresh and keeps marks made meanwhile."
     )
 
     def handle(self, *args, **options):
         started = time.monotonic()
         rows = usage_rollup_rebuild()
-        self.stdout.write("Rebuilt %d usage rollup rows in %.1f s." % (rows, time.monotonic() - started))
+        self.stdout.write(
+            "Rebuilt %d daily usage rollup rows in %.1f s." % (rows, time.monotonic() - started)
+        )
