@@ -443,7 +443,7 @@ def test_session_write_100kb_title_whole():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("bad", ["nul\x00byte", "lone\ud800surrogate"])
+@pytest.mark.parametrize("bad", ["nul\x00byte", "lone\ud800surrogate", "lone\udc00low surrogate"])
 def test_session_write_unstorable_characters(bad):
     record = _fixture("session.json")
     record["title"] = bad
@@ -453,12 +453,22 @@ def test_session_write_unstorable_characters(bad):
     _write(Session, snapshot)
 
     stored = Session.objects.get(id=record["id"])
-    replaced = bad.replace("\x00", "\ufffd").replace("\ud800", "\ufffd")
+    replaced = bad.replace("\x00", "\ufffd").replace("\ud800", "\ufffd").replace("\udc00", "\ufffd")
     assert stored.title == replaced
     assert stored.raw["title"] == replaced
     assert stored.metadata == {"note": replaced}
     assert stored.raw_sha256 == snapshot_sha256(record)
     assert "U+FFFD" in snapshot.parse_error
+
+
+@pytest.mark.parametrize("title", ["emoji \U0001f600 pair", "hangul \ud55c syllable"])
+def test_session_parse_non_ascii_title_no_error(title):
+    record = _fixture("session.json")
+    record["title"] = title
+
+    snapshot = session_record_parse(record=record)
+
+    assert snapshot.parse_error == ""
 
 
 @pytest.mark.django_db

@@ -270,7 +270,7 @@ def _common_values(reader: _Reader) -> dict[str, Any]:
     raw = record
     # Canonical JSON is ASCII, so NULs and surrogates show up as escapes, and NaN and
     # Infinity as bare words. Walking the record is only worth it when one does.
-    if _UNSTORABLE_ESCAPE.search(canonical) or "NaN" in canonical or "Infinity" in canonical:
+    if _has_unstorable_escape(canonical) or "NaN" in canonical or "Infinity" in canonical:
         raw = reader.storable("raw", record)
     return {
         "status": reader.text("status", column="status") or "",
@@ -293,6 +293,14 @@ def _common_values(reader: _Reader) -> dict[str, Any]:
         "raw": raw,
         "raw_sha256": hashlib.sha256(canonical.encode("ascii")).hexdigest(),
     }
+
+
+def _has_unstorable_escape(canonical: str) -> bool:
+    # The substring tests are much cheaper than the regular expression, whose
+    # look-behind is tried at every position; most records contain neither escape.
+    if "\\u0000" not in canonical and "\\ud" not in canonical:
+        return False
+    return _UNSTORABLE_ESCAPE.search(canonical) is not None
 
 
 def _model_id(reader: _Reader) -> str | None:
