@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.factories import SessionFactory, ThreadFactory
+from threads.views import browse
 
 pytestmark = pytest.mark.django_db
 
@@ -315,6 +316,17 @@ def test_query_count_constant(archiver, name):
     add(45)
     large = query_count(archiver, url)
     assert small == large
+
+
+def test_archive_all_button_count_capped(archiver, monkeypatch):
+    monkeypatch.setattr(browse, "ARCHIVE_COUNT_CAP", 2)
+    for _ in range(2):
+        thread_pair()
+
+    body = archiver.get(reverse("threads:thread-list")).content.decode()
+
+    assert "Archive all more than 2 matching this filter" in body
+    assert "More than 2 threads match this filter" in body
 
 
 def test_archive_controls_hidden_without_permission(viewer):

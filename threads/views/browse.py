@@ -28,6 +28,9 @@ from threads.services.thread_refresh import RefreshNotQueued, thread_refresh_req
 PAGE_SIZE = 50
 # Lists show "more than 1,000" rather than count a large table on every page.
 COUNT_CAP = 1000
+# Users who may archive see counts up to 10,000 on the "archive all matching" button.
+# It need not be exact: the confirm page counts the selection before any job starts.
+ARCHIVE_COUNT_CAP = 10_000
 # A refresh not done after this long is reported as late and polling stops.
 REFRESH_POLL_SECONDS = 60
 
@@ -153,12 +156,8 @@ def thread_list(request):
         thread_filter=thread_filter, sort=context["sort"], cursor=context["cursor"], page_size=PAGE_SIZE
     )
     filtered = selectors.thread_list_filtered(thread_filter=thread_filter)
-    can_archive = request.user.has_perm("threads.archive_thread")
-    if can_archive:
-        # The "archive all matching" button needs the exact number it will act on.
-        matching = filtered.count()
-    else:
-        matching = selectors.queryset_count_capped(queryset=filtered, cap=COUNT_CAP)
+    count_cap = ARCHIVE_COUNT_CAP if request.user.has_perm("threads.archive_thread") else COUNT_CAP
+    matching = selectors.queryset_count_capped(queryset=filtered, cap=count_cap)
     if not _wants_fragment(request):
         context["agent_choices"] = _choices_with_current(
             selectors.agent_choices(model=Thread), thread_filter.agent
@@ -170,8 +169,7 @@ def thread_list(request):
     context.update(
         page=page,
         matching=matching,
-        matching_exact=can_archive,
-        count_cap=COUNT_CAP,
+        count_cap=count_cap,
         filter_querystring=thread_filter.as_querystring(),
     )
     return _render_page_or_fragment(
