@@ -140,3 +140,51 @@ def test_rate_limit_redis_shared_between_limiters(redis_url):
 
     assert taken == 5
     assert _drain(second, Priority.INTERACTIVE) == 0
+
+
+class _CountingStore:
+    """A real store that counts the polls made through it."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.polls = 0
+        self._lock = threading.Lock()
+
+    def try_take(self, config, reserve):
+        with self._lock:
+            self.polls += 1
+        return self.store.try_take(config, reserve)
+
+
+@pytest.mark.redis
+def test_rate_limit_waiting_threads_poll_in_turn(redis_url):
+    # Sixteen threads of one process take 50 bulk tokens at 100 per second. A failed
+    # poll returns the time until the next token, so when every thread polls, about
+    # every thread polls again for each token (9 polls per token without turns).
+    store = RedisBucketStore(redis_url)
+    store.reset()
+    counting = _CountingStore(store)
+    limiter = RateLimiter(store=counting, config=BucketConfig(rate_per_second=100.0, burst=10))
+    _drain(limiter, Priority.BULK)
+    counting.polls = 0
+    tickets = iter(range(50))
+    acquired = []
+    lock = threading.Lock()
+
+    def take_tokens():
+        while True:
+            with lock:
+                if next(tickets, None) is None:
+                    return
+            limiter.acquire(priority=Priority.BULK, max_wait_seconds=10)
+            with lock:
+                acquired.append(1)
+
+    threads = [threading.Thread(target=take_tokens) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(acquired) == 50
+    assert counting.polls <= 50 * 3
