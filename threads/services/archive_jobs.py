@@ -422,32 +422,34 @@ def archive_item_enqueue(*, item_id: int, countdown: float = 0) -> None:
 def archive_job_finish_if_done(*, job_id: int) -> bool:
     """Mark the job finished, with its final counts, if none of its items is open.
 
-    A conditional update, so concurrent callers finish the job once. Returns whether
-    this call finished it.
+    A conditional update, so concurrent callers finish the job once. The counts are
+    written in the same transaction, so no reader sees a finished job without them.
+    Returns whether this call finished it.
     """
     open_items = ArchiveItem.objects.filter(job_id=OuterRef("pk"), state__in=OPEN_ITEM_STATES)
-    finished = (
-        ArchiveJob.objects.filter(
-            pk=job_id,
-            finished_at__isnull=True,
-            status__in=[ArchiveJobStatus.RUNNING, ArchiveJobStatus.CANCELLED],
+    with transaction.atomic():
+        finished = (
+            ArchiveJob.objects.filter(
+                pk=job_id,
+                finished_at__isnull=True,
+                status__in=[ArchiveJobStatus.RUNNING, ArchiveJobStatus.CANCELLED],
+            )
+            .filter(~Exists(open_items))
+            .update(
+                finished_at=timezone.now(),
+                status=Case(
+                    When(status=ArchiveJobStatus.CANCELLED, then=Value(ArchiveJobStatus.CANCELLED)),
+                    default=Value(ArchiveJobStatus.FINISHED),
+                ),
+            )
         )
-        .filter(~Exists(open_items))
-        .update(
-            finished_at=timezone.now(),
-            status=Case(
-                When(status=ArchiveJobStatus.CANCELLED, then=Value(ArchiveJobStatus.CANCELLED)),
-                default=Value(ArchiveJobStatus.FINISHED),
-            ),
+        if not finished:
+            return False
+        counts = _item_counts(job_id=job_id)
+        ArchiveJob.objects.filter(pk=job_id).update(
+            archived_count=counts["archived"], skipped_count=counts["skipped"], failed_count=counts["failed"]
         )
-    )
-    if not finished:
-        return False
 
-    counts = _item_counts(job_id=job_id)
-    ArchiveJob.objects.filter(pk=job_id).update(
-        archived_count=counts["archived"], skipped_count=counts["skipped"], failed_count=counts["failed"]
-    )
     job = ArchiveJob.objects.get(pk=job_id)
     duration = (job.finished_at - job.started_at).total_seconds() if job.started_at else 0.0
     logger.info(
