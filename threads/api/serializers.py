@@ -204,36 +204,6 @@ class SessionDetailSerializer(serializers.Serializer):
     thread_tree = ThreadTreeSerializer()
 
 
-class ThreadTreeUsageSerializer(serializers.Serializer):
-    """Usage summed over a thread and all its descendants."""
-
-    thread_count = serializers.IntegerField()
-    usage_unknown_count = serializers.IntegerField()
-    cost_unknown_count = serializers.IntegerField()
-    input_tokens = serializers.IntegerField(allow_null=True)
-    output_tokens = serializers.IntegerField(allow_null=True)
-    cache_read_input_tokens = serializers.IntegerField(allow_null=True)
-    cache_creation_5m_input_tokens = serializers.IntegerField(allow_null=True)
-    cache_creation_1h_input_tokens = serializers.IntegerField(allow_null=True)
-    total_tokens = serializers.IntegerField(allow_null=True)
-    list_cost_amount = serializers.IntegerField(allow_null=True, help_text="Cents of USD.")
-    active_seconds = serializers.FloatField(allow_null=True)
-
-
-class ThreadDetailSerializer(serializers.Serializer):
-    thread = ThreadSerializer()
-    raw = serializers.JSONField(help_text="The thread exactly as the API sent it.")
-    tree_usage = ThreadTreeUsageSerializer()
-
-
-SessionPageSerializer = keyset_page_serializer("SessionPageSerializer", SessionSerializer)
-ThreadPageSerializer = keyset_page_serializer("ThreadPageSerializer", ThreadSerializer)
-
-# ---------------------------------------------------------------------------
-# Usage
-# ---------------------------------------------------------------------------
-
-
 class UsageSumsSerializer(serializers.Serializer):
     """Usage summed over a set of threads; counts say how many had unknown figures."""
 
@@ -248,6 +218,24 @@ class UsageSumsSerializer(serializers.Serializer):
     total_tokens = serializers.IntegerField(allow_null=True)
     list_cost_amount = serializers.IntegerField(allow_null=True, help_text="Cents of USD.")
     active_seconds = serializers.FloatField(allow_null=True)
+
+
+class ThreadTreeUsageSerializer(UsageSumsSerializer):
+    """Usage summed over a thread and all its descendants."""
+
+
+class ThreadDetailSerializer(serializers.Serializer):
+    thread = ThreadSerializer()
+    raw = serializers.JSONField(help_text="The thread exactly as the API sent it.")
+    tree_usage = ThreadTreeUsageSerializer()
+
+
+SessionPageSerializer = keyset_page_serializer("SessionPageSerializer", SessionSerializer)
+ThreadPageSerializer = keyset_page_serializer("ThreadPageSerializer", ThreadSerializer)
+
+# ---------------------------------------------------------------------------
+# Usage
+# ---------------------------------------------------------------------------
 
 
 class UsageTotalsSerializer(UsageSumsSerializer):
