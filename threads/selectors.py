@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import BooleanField, F, Func, Q, QuerySet, Subquery
 
 from threads.filters import ThreadFilter
 from threads.models import Session, SyncRun, SyncRunKind, Thread
@@ -19,6 +19,26 @@ from threads.models.snapshots import (
     sort_key_total_tokens,
 )
 from threads.pagination import Cursor, KeysetPage, Sort, SortKey, keyset_page
+
+
+class ColumnInSubquery(Func):
+    """`column IN (subquery)`, written `column = ANY(ARRAY(subquery))` on PostgreSQL.
+
+    PostgreSQL runs the ARRAY subquery once and can then read the column's index,
+    also inside an OR, where it would otherwise check every row against a hashed
+    subquery. Other databases get a plain IN.
+    """
+
+    arity = 2
+    output_field = BooleanField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        column, subquery = self.source_expressions
+        column_sql, column_params = compiler.compile(column)
+        subquery_sql, subquery_params = compiler.compile(subquery)
+        if connection.vendor == "postgresql":
+            return "%s = ANY(ARRAY%s)" % (column_sql, subquery_sql), (*column_params, *subquery_params)
+        return "%s IN %s" % (column_sql, subquery_sql), (*column_params, *subquery_params)
 
 
 def _day_start(day) -> datetime:
@@ -70,10 +90,11 @@ def thread_list_filtered(*, thread_filter: ThreadFilter) -> QuerySet[Thread]:
         condition &= Q(session_id=thread_filter.session)
     if thread_filter.q:
         needle = thread_filter.q.lower()
+        matching_sessions = Session.objects.filter(search_text__contains=needle).order_by().values("id")
         condition &= (
             Q(id__icontains=needle)
             | Q(agent_name__icontains=needle)
-            | Q(session__search_text__contains=needle)
+            | Q(ColumnInSubquery(F("session_id"), Subquery(matching_sessions)))
         )
     return Thread.objects.filter(condition)
 

@@ -3,6 +3,7 @@
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from tests.factories import SessionFactory, ThreadFactory
 from threads import selectors
@@ -272,3 +273,45 @@ def test_model_choices_stop_at_max(monkeypatch):
         SessionFactory(model=model_id)
 
     assert selectors.model_choices(model=Session) == ["m-a", "m-b"]
+
+
+@pytest.mark.parametrize(
+    ("needle", "match"),
+    [("SESN_FIND", "session id"), ("agent find", "agent name"), ("sthr_find", "thread id")],
+)
+def test_thread_free_text_matches_each_column(needle, match):
+    session = SessionFactory(id="sesn_find_1", search_text="release notes sesn_find_1")
+    wanted = {
+        "session id": ThreadFactory(session=session, agent_name="Other"),
+        "agent name": ThreadFactory(agent_name="Agent Finder"),
+        "thread id": ThreadFactory(id="sthr_find_2", agent_name="Other"),
+    }[match]
+    ThreadFactory(agent_name="Unrelated")
+    thread_filter = ThreadFilter(archived="all", q=needle)
+
+    assert list(selectors.thread_list_filtered(thread_filter=thread_filter)) == [wanted]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("index", "needle"),
+    [
+        ("thread_id_trgm", "sthr_find"),
+        ("thread_agent_name_trgm", "finder"),
+        ("session_search_text_trgm", "notes"),
+    ],
+)
+def test_thread_free_text_can_use_trigram_index(index, needle):
+    ThreadFactory(id="sthr_find_3", agent_name="Finder", session=SessionFactory(search_text="release notes"))
+    queryset = selectors.thread_list_filtered(thread_filter=ThreadFilter(archived="all", q=needle))
+    sql, params = queryset.order_by().query.sql_with_params()
+
+    with connection.cursor() as cursor:
+        # A few rows are read cheaper from the table or in index order. Forbid both,
+        # so the plan shows whether the filter's expressions match the indexes.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert index in plan
