@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -207,6 +208,7 @@ def _job_run(name, *, thread_ids, emulator, workers, redis: RedisServer, result:
     state = {"disrupted": name == "api-faults", "reconciled_at": time.monotonic()}
 
     def on_poll(progress) -> None:
+        _workers_check_alive(workers)
         if not state["disrupted"] and progress.done >= progress.total * DISRUPT_AT:
             state["disrupted"] = True
             if name == "kill-worker":
@@ -242,6 +244,31 @@ def _job_run(name, *, thread_ids, emulator, workers, redis: RedisServer, result:
 
     job_wait(job_id=job.pk, timeout=240 + len(thread_ids) / 5, on_poll=on_poll)
     return job.pk
+
+
+class WorkerExited(RuntimeError):
+    """A worker the drill did not stop has exited, so nothing consumes the queue."""
+
+
+def _workers_check_alive(workers) -> None:
+    """Raise WorkerExited, with its last warnings and errors, when the newest worker has exited.
+
+    Earlier workers may have been killed on purpose; the drill always runs the newest one.
+    """
+    worker = workers[-1]
+    exit_code = worker.process.poll()
+    if exit_code is None:
+        return
+    # A record starts with its date and level; traceback lines do not.
+    records = [
+        line
+        for line in worker.log_text().splitlines()
+        if re.match(r"\d{4}-\d\d-\d\d [\d:,]+ (WARNING|ERROR|CRITICAL) ", line)
+    ]
+    raise WorkerExited(
+        "worker exited with code %s during the job; its last warnings and errors (%s):\n%s"
+        % (exit_code, worker.log_path, "\n".join(record[:300] for record in records[-5:]))
+    )
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -197,6 +197,12 @@ if REDIS_URL:
             "CELERY_VISIBILITY_TIMEOUT_SECONDS", default=180, minimum=10, kind=int
         ),
     }
+    # kombu's Redis transport with a fix that keeps a worker alive when its Redis server
+    # goes away (see dashboard/broker.py).
+    # NOTE: rediss:// keeps kombu's own transport, because kombu turns TLS on from the
+    # transport name "rediss". Workers on rediss:// can still exit after a Redis restart.
+    if REDIS_URL.startswith("redis://"):
+        CELERY_BROKER_TRANSPORT = "dashboard.broker:Transport"
 else:
     # A broker that needs no server: kombu's filesystem transport, one folder of files.
     CELERY_BROKER_URL = "filesystem://"

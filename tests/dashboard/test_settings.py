@@ -87,3 +87,23 @@ def test_settings_with_redis_shorten_visibility_timeout():
     )
 
     assert int(result.stdout.strip()) <= 600, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "expected_transport"),
+    [
+        ("redis://127.0.0.1:6379/9", "dashboard.broker:Transport"),
+        # kombu turns TLS on from the transport name "rediss", so kombu's transport stays.
+        ("rediss://127.0.0.1:6379/9", "None"),
+    ],
+)
+def test_settings_broker_transport_for_redis_scheme(redis_url, expected_transport):
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "import django; django.setup(); from django.conf import settings; "
+         "print(getattr(settings, 'CELERY_BROKER_TRANSPORT', None))"],
+        cwd=PROJECT_ROOT, env={**os.environ, **VALID_ENV, "REDIS_URL": redis_url},
+        capture_output=True, text=True, timeout=60,
+    )
+
+    assert result.stdout.strip() == expected_transport, result.stderr
