@@ -181,6 +181,10 @@ ARCHIVE_MAX_ATTEMPTS = env_number("ARCHIVE_MAX_ATTEMPTS", default=8, minimum=1, 
 ARCHIVE_STUCK_AFTER_SECONDS = env_number(
     "ARCHIVE_STUCK_AFTER_SECONDS", default=300, minimum=10, kind=int
 )
+# Items one archive task claims together, and how many of their API calls it makes at
+# once in threads. Database writes stay on the task's own thread, one batch at a time.
+ARCHIVE_BATCH_SIZE = env_number("ARCHIVE_BATCH_SIZE", default=25, minimum=1, kind=int)
+ARCHIVE_BATCH_CONCURRENCY = env_number("ARCHIVE_BATCH_CONCURRENCY", default=4, minimum=1, kind=int)
 
 # ---------------------------------------------------------------------------
 # Celery

@@ -50,6 +50,10 @@ class ApiCallCounter:
 _active_counter: contextvars.ContextVar[ApiCallCounter | None] = contextvars.ContextVar(
     "active_api_call_counter", default=None
 )
+# Monotonic time after which a call in this context waits for no rate-limit token.
+_token_wait_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "token_wait_deadline", default=None
+)
 
 
 @contextmanager
@@ -61,6 +65,27 @@ def counting_api_calls() -> Iterator[ApiCallCounter]:
         yield counter
     finally:
         _active_counter.reset(token)
+
+
+@contextmanager
+def token_wait_deadline(*, deadline: float) -> Iterator[None]:
+    """Make calls in this context raise RateLimitWaitTimeout instead of waiting past `deadline`.
+
+    `deadline` is a `time.monotonic()` value. It shortens the priority's usual maximum
+    wait and never lengthens it. Copy the context into worker threads to apply it there.
+    """
+    token = _token_wait_deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _token_wait_deadline.reset(token)
+
+
+def _max_token_wait_seconds(priority: Priority) -> float:
+    deadline = _token_wait_deadline.get()
+    if deadline is None:
+        return MAX_TOKEN_WAIT_SECONDS[priority]
+    return max(0.0, min(MAX_TOKEN_WAIT_SECONDS[priority], deadline - time.monotonic()))
 
 
 def _retry_after_seconds(headers: Any) -> float:
@@ -83,7 +108,7 @@ class RateLimitAndLogMiddleware(anthropic.Middleware):
     def handle(self, request, call_next):
         limiter = get_rate_limiter()
         waited = limiter.acquire(
-            priority=self.priority, max_wait_seconds=MAX_TOKEN_WAIT_SECONDS[self.priority]
+            priority=self.priority, max_wait_seconds=_max_token_wait_seconds(self.priority)
         )
 
         started = time.monotonic()

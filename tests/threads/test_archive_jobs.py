@@ -263,8 +263,8 @@ def test_retry_failed_reopens_job(mixed_threads):
 def test_reconcile_requeues_stuck_item(mixed_threads, settings, monkeypatch):
     sent = []
     monkeypatch.setattr(
-        "threads.services.archive_jobs.archive_item_enqueue",
-        lambda *, item_id, countdown=0: sent.append(item_id),
+        "threads.services.archive_jobs.archive_items_enqueue",
+        lambda *, item_ids, countdown=0: sent.extend(item_ids),
     )
     job = _running_job(mixed_threads)
     long_ago = timezone.now() - timedelta(seconds=settings.ARCHIVE_STUCK_AFTER_SECONDS + 5)
@@ -282,7 +282,7 @@ def test_reconcile_requeues_stuck_item(mixed_threads, settings, monkeypatch):
 
 
 def test_reconcile_fails_stuck_item_out_of_attempts(mixed_threads, settings, monkeypatch):
-    monkeypatch.setattr("threads.services.archive_jobs.archive_item_enqueue", lambda **kwargs: None)
+    monkeypatch.setattr("threads.services.archive_jobs.archive_items_enqueue", lambda **kwargs: None)
     job = _running_job(mixed_threads)
     long_ago = timezone.now() - timedelta(seconds=settings.ARCHIVE_STUCK_AFTER_SECONDS + 5)
     item = ArchiveItem.objects.filter(job=job, state=ArchiveItemState.PENDING).first()
@@ -300,8 +300,8 @@ def test_reconcile_fails_stuck_item_out_of_attempts(mixed_threads, settings, mon
 def test_reconcile_requeues_lost_pending_item(mixed_threads, settings, monkeypatch):
     sent = []
     monkeypatch.setattr(
-        "threads.services.archive_jobs.archive_item_enqueue",
-        lambda *, item_id, countdown=0: sent.append(item_id),
+        "threads.services.archive_jobs.archive_items_enqueue",
+        lambda *, item_ids, countdown=0: sent.extend(item_ids),
     )
     job = _running_job(mixed_threads)
     long_ago = timezone.now() - timedelta(seconds=settings.ARCHIVE_STUCK_AFTER_SECONDS + 5)
@@ -315,7 +315,7 @@ def test_reconcile_requeues_lost_pending_item(mixed_threads, settings, monkeypat
 
 
 def test_reconcile_leaves_items_of_progressing_job(mixed_threads, settings, monkeypatch):
-    monkeypatch.setattr("threads.services.archive_jobs.archive_item_enqueue", lambda **kwargs: None)
+    monkeypatch.setattr("threads.services.archive_jobs.archive_items_enqueue", lambda **kwargs: None)
     job = _running_job(mixed_threads)
     long_ago = timezone.now() - timedelta(seconds=settings.ARCHIVE_STUCK_AFTER_SECONDS + 5)
     pending = list(ArchiveItem.objects.filter(job=job, state=ArchiveItemState.PENDING))

@@ -81,3 +81,24 @@ def test_api_client_logs_no_api_key(api_settings, emulator, caplog):
         api_client(priority=Priority.BACKGROUND).beta.sessions.list(limit=1)
 
     assert api_settings.ANTHROPIC_API_KEY not in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_token_wait_deadline_stops_waiting(api_settings, emulator):
+    import time
+
+    from threads.client import token_wait_deadline
+    from threads.rate_limit import RateLimitWaitTimeout
+
+    emulator.reset_log()
+    limiter = get_rate_limiter()
+    limiter.pause(seconds=5)
+    started = time.monotonic()
+
+    with token_wait_deadline(deadline=time.monotonic() + 0.3), pytest.raises(RateLimitWaitTimeout):
+        api_client(priority=Priority.BULK, max_retries=0).beta.sessions.list(limit=1)
+    elapsed = time.monotonic() - started
+
+    # Without the deadline a bulk call waits out the pause; the limit is 600 s.
+    assert elapsed < 1.0
+    assert emulator.log()["total"] == 0

@@ -1,4 +1,4 @@
-"""Archive one item of an archive job: the API calls and what their outcomes mean.
+"""Archive the items of an archive job: the API calls and what their outcomes mean.
 
 Invariants, which every function here keeps:
 
@@ -16,10 +16,22 @@ Invariants, which every function here keeps:
 * A 404 is not a failure: the thread is gone upstream, the item is skipped and the
   snapshot marked gone. A 400 (a primary thread) is skipped, with the API's message
   kept as the last error.
+
+A task claims a batch of items in one update and makes their attempts in a few
+threads, because an attempt mostly waits on the API and the rate limiter. The
+threads make API calls only: the task's own thread does every database write, apart
+from the database-backed limiter used when `REDIS_URL` is unset. The task records
+the outcomes in one transaction after the attempts.
 """
 
+import concurrent.futures
+import contextvars
 import logging
 import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,11 +41,11 @@ import kombu.exceptions
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connections, transaction
+from django.db.models import Case, CharField, Exists, F, OuterRef, Q, Value, When
 from django.utils import timezone
 
-from threads.client import api_client
+from threads.client import api_client, token_wait_deadline
 from threads.models import (
     ArchiveAuditEntry,
     ArchiveItem,
@@ -45,8 +57,13 @@ from threads.models import (
     Thread,
 )
 from threads.rate_limit import Priority, RateLimiterUnavailable, RateLimitWaitTimeout
-from threads.services.archive_jobs import archive_item_enqueue, archive_job_finish_if_done
-from threads.services.snapshot_parse import thread_record_parse
+from threads.services.archive_jobs import (
+    archive_item_enqueue,
+    archive_items_enqueue,
+    archive_job_finish_if_done,
+    archive_task_soft_time_limit,
+)
+from threads.services.snapshot_parse import ParsedSnapshot, thread_record_parse
 from threads.services.snapshot_write import snapshot_batch_write, snapshot_candidate, snapshot_mark_gone
 
 logger = logging.getLogger(__name__)
@@ -61,6 +78,10 @@ BUSY_STATUSES = (SnapshotStatus.RUNNING, SnapshotStatus.RESCHEDULING)
 # Failures of the broker or of the limiter's store, not of the API: the item goes back to
 # pending, due now, and the reconciler queues it again once the broker is back.
 INFRASTRUCTURE_ERRORS = (RateLimiterUnavailable, kombu.exceptions.OperationalError, redis.RedisError)
+# Share of the task's soft time limit after which it starts no attempt and waits for no
+# rate-limit token. A call started just before still ends within its connect and read
+# timeouts, so the task records its outcomes before the soft limit.
+BATCH_DEADLINE_SHARE = 0.5
 
 
 @dataclass
@@ -74,72 +95,162 @@ class AttemptOutcome:
     error_type: str = ""
     error_message: str = ""
     request_id: str = ""
-    record: dict[str, Any] | None = None
+    snapshot: ParsedSnapshot | None = None
     thread_gone: bool = False
     interrupted: bool = False
     retry_after_seconds: float | None = None
+    # Stopped by a broker or limiter outage: back to pending for the reconciler.
+    released: bool = False
+    # Never started because the task ran out of time: no API call was made.
+    not_started: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_retry(self) -> bool:
-        return self.state == ArchiveItemState.PENDING
+        return self.state == ArchiveItemState.PENDING and not (self.released or self.not_started)
+
+    @property
+    def is_final(self) -> bool:
+        return self.state != ArchiveItemState.PENDING
+
+
+def archive_items_process(*, item_ids: Sequence[int]) -> dict[int, ArchiveItemState]:
+    """Make one attempt at archiving each item, and record what happened.
+
+    Returns the new state of each item this run claimed. Items that another run has
+    claimed or that are already final (a replayed task) are left out. A retry
+    re-queues the item's task itself.
+    """
+    items = _items_claim(item_ids=item_ids)
+    if not items:
+        return {}
+
+    deadline = time.monotonic() + archive_task_soft_time_limit() * BATCH_DEADLINE_SHARE
+    jobs = ArchiveJob.objects.in_bulk({item.job_id for item in items})
+    with token_wait_deadline(deadline=deadline):
+        outcomes = _attempts_run(items=items, jobs=jobs, deadline=deadline)
+
+    _outcomes_record(items=items, jobs=jobs, outcomes=outcomes)
+    return {item.pk: outcomes[item.pk].state for item in items}
 
 
 def archive_item_process(*, item_id: int) -> ArchiveItemState | None:
-    """Make one attempt at archiving the item, and record what happened.
+    """Make one attempt at archiving the item, as `archive_items_process` does.
 
-    Returns the item's new state, or None when another run has claimed the item or it is
-    already final (a replayed task). A retry re-queues the item's task itself.
+    Returns the item's new state, or None when this run did not claim it.
     """
-    item = _item_claim(item_id=item_id)
-    if item is None:
-        return None
+    return archive_items_process(item_ids=[item_id]).get(item_id)
 
-    job = ArchiveJob.objects.get(pk=item.job_id)
+
+def _items_claim(*, item_ids: Sequence[int]) -> list[ArchiveItem]:
+    # An in-progress item whose run stopped long ago (a killed worker) may be claimed
+    # again; the stale run's writes then fail their attempt-number condition. The state
+    # conditions sit on the updated table itself, not in a subquery, so PostgreSQL
+    # re-checks them on a row that a concurrent claim changed first, and only one of
+    # two concurrent deliveries claims an item.
+    now = timezone.now()
+    stuck_before = now - timedelta(seconds=settings.ARCHIVE_STUCK_AFTER_SECONDS)
+    job_running = ArchiveJob.objects.filter(pk=OuterRef("job_id"), status=ArchiveJobStatus.RUNNING)
+    claimed = (
+        ArchiveItem.objects.filter(Exists(job_running), pk__in=item_ids)
+        .filter(
+            Q(state=ArchiveItemState.PENDING)
+            | Q(state=ArchiveItemState.IN_PROGRESS, claimed_at__lt=stuck_before)
+        )
+        .update(state=ArchiveItemState.IN_PROGRESS, attempts=F("attempts") + 1, claimed_at=now)
+    )
+
+    # The claim time identifies the rows this update claimed, as opposed to rows another run holds.
+    items = []
+    if claimed:
+        items = list(
+            ArchiveItem.objects.filter(pk__in=item_ids, state=ArchiveItemState.IN_PROGRESS, claimed_at=now)
+        )
+    unclaimed = sorted(set(item_ids) - {item.pk for item in items})
+    if unclaimed:
+        logger.info(
+            "Archive items not claimable; skipping this delivery of them",
+            extra={"archive_item_ids": unclaimed},
+        )
+    return items
+
+
+def _attempts_run(
+    *, items: list[ArchiveItem], jobs: dict[int, ArchiveJob], deadline: float
+) -> dict[int, AttemptOutcome]:
+    stop = threading.Event()
+    concurrency = min(len(items), settings.ARCHIVE_BATCH_CONCURRENCY)
+    if concurrency == 1:
+        return {
+            item.pk: _attempt_guarded(item=item, job=jobs[item.job_id], deadline=deadline, stop=stop)
+            for item in items
+        }
+
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=concurrency, thread_name_prefix="archive-attempt"
+    ) as pool:
+        # Each thread runs in a copy of this context, so the token wait deadline applies there.
+        futures = {
+            pool.submit(
+                contextvars.copy_context().run,
+                _attempt_in_thread,
+                item=item,
+                job=jobs[item.job_id],
+                deadline=deadline,
+                stop=stop,
+            ): item.pk
+            for item in items
+        }
+        try:
+            concurrent.futures.wait(futures)
+        except SoftTimeLimitExceeded:
+            # A call in flight cannot be interrupted from this thread. It ends within its
+            # read timeout, and the items not started yet are given back untouched.
+            stop.set()
+            logger.warning(
+                "Archive task reached its soft time limit; starting no more attempts",
+                extra={"archive_item_ids": [item.pk for item in items]},
+            )
+            concurrent.futures.wait(futures)
+    return {item_id: future.result() for future, item_id in futures.items()}
+
+
+def _attempt_in_thread(
+    *, item: ArchiveItem, job: ArchiveJob, deadline: float, stop: threading.Event
+) -> AttemptOutcome:
     try:
-        return _item_process_claimed(item=item, job=job)
+        return _attempt_guarded(item=item, job=job, deadline=deadline, stop=stop)
+    finally:
+        # Only the database-backed limiter opens a connection in this thread, so close it here.
+        connections.close_all()
+
+
+def _attempt_guarded(
+    *, item: ArchiveItem, job: ArchiveJob, deadline: float, stop: threading.Event
+) -> AttemptOutcome:
+    if stop.is_set() or time.monotonic() >= deadline:
+        return AttemptOutcome(state=ArchiveItemState.PENDING, not_started=True)
+
+    try:
+        return _attempt(item=item, job=job)
     except INFRASTRUCTURE_ERRORS as exc:
         logger.warning(
             "Archive item attempt stopped by a broker or limiter outage; the reconciler will requeue it",
             extra={"archive_item_id": item.pk, "thread_id": item.thread_id, "error_type": type(exc).__name__},
         )
-        _item_release(item=item, exc=exc)
-        return ArchiveItemState.PENDING
+        return AttemptOutcome(
+            state=ArchiveItemState.PENDING,
+            released=True,
+            error_type=type(exc).__name__,
+            error_message=str(exc)[:MAX_MESSAGE_LENGTH],
+        )
     except Exception as exc:
         # A bug must not leave the item in progress until the reconciler: fail it with
         # the error. Retry failed then looks before archiving, as for any earlier error.
         logger.exception(
             "Archive item crashed", extra={"archive_item_id": item.pk, "thread_id": item.thread_id}
         )
-        _item_finish(item=item, job=job, outcome=_crash_outcome(exc))
-        archive_job_finish_if_done(job_id=job.pk)
-        return ArchiveItemState.FAILED
-
-
-def _item_process_claimed(*, item: ArchiveItem, job: ArchiveJob) -> ArchiveItemState:
-    outcome = _attempt(item=item, job=job)
-
-    if outcome.is_retry and item.attempts >= settings.ARCHIVE_MAX_ATTEMPTS:
-        outcome = _give_up(item=item, outcome=outcome)
-
-    if outcome.is_retry:
-        _item_retry_schedule(item=item, outcome=outcome)
-    elif _item_finish(item=item, job=job, outcome=outcome):
-        archive_job_finish_if_done(job_id=job.pk)
-    return outcome.state
-
-
-def _item_release(*, item: ArchiveItem, exc: Exception) -> None:
-    # A no-op when the retry was already recorded and only its enqueue failed: the item
-    # is pending with its retry time set, which the reconciler also picks up.
-    now = timezone.now()
-    _item_owned(item).update(
-        state=ArchiveItemState.PENDING,
-        queued_at=now,
-        retry_at=now,
-        last_error_type=type(exc).__name__,
-        last_error_message=str(exc)[:MAX_MESSAGE_LENGTH],
-    )
+        return _crash_outcome(exc)
 
 
 def _crash_outcome(exc: Exception) -> AttemptOutcome:
@@ -150,26 +261,6 @@ def _crash_outcome(exc: Exception) -> AttemptOutcome:
         error_type=type(exc).__name__,
         error_message=str(exc)[:MAX_MESSAGE_LENGTH],
     )
-
-
-def _item_claim(*, item_id: int) -> ArchiveItem | None:
-    # An in-progress item whose run stopped long ago (a killed worker) may be claimed
-    # again; the stale run's writes then fail their attempt-number condition.
-    now = timezone.now()
-    stuck_before = now - timedelta(seconds=settings.ARCHIVE_STUCK_AFTER_SECONDS)
-    claimable = ArchiveItem.objects.filter(pk=item_id, job__status=ArchiveJobStatus.RUNNING)
-    claimed = claimable.filter(state=ArchiveItemState.PENDING).update(
-        state=ArchiveItemState.IN_PROGRESS, attempts=F("attempts") + 1, claimed_at=now
-    )
-    if not claimed:
-        claimed = claimable.filter(state=ArchiveItemState.IN_PROGRESS, claimed_at__lt=stuck_before).update(
-            attempts=F("attempts") + 1, claimed_at=now
-        )
-
-    if not claimed:
-        logger.info("Archive item not claimable; skipping this delivery", extra={"archive_item_id": item_id})
-        return None
-    return ArchiveItem.objects.get(pk=item_id)
 
 
 def _attempt(*, item: ArchiveItem, job: ArchiveJob) -> AttemptOutcome:
@@ -196,7 +287,7 @@ def _attempt_calls(*, client: anthropic.Anthropic, item: ArchiveItem, job: Archi
             return looked
 
     record, request_id = _thread_archive(client=client, item=item)
-    return _archived_outcome(record=record, request_id=request_id, job=job)
+    return _archived_outcome(record=record, request_id=request_id, item=item, job=job)
 
 
 def _outcome_from_current(
@@ -204,7 +295,7 @@ def _outcome_from_current(
 ) -> AttemptOutcome | None:
     """Decide from the thread's current record; None means go on and archive it."""
     if record.get("archived_at"):
-        return _archived_outcome(record=record, request_id=request_id, job=job)
+        return _archived_outcome(record=record, request_id=request_id, item=item, job=job)
 
     if record.get("status") not in BUSY_STATUSES or not job.interrupt_running:
         return None
@@ -255,10 +346,10 @@ def _thread_interrupt(*, client: anthropic.Anthropic, item: ArchiveItem) -> str:
     return response.headers.get("request-id", "")
 
 
-def _archived_outcome(*, record: dict, request_id: str, job: ArchiveJob) -> AttemptOutcome:
+def _archived_outcome(*, record: dict, request_id: str, item: ArchiveItem, job: ArchiveJob) -> AttemptOutcome:
     # The API returns 200 with the unchanged thread when it was archived before, so a
     # thread archived before this job started counts as archived, flagged "already".
-    parsed = thread_record_parse(record=record)
+    parsed = thread_record_parse(record=record, session_id=item.session_id)
     archived_at = parsed.values.get("archived_at")
     # NOTE: this compares the API's clock with ours; a skew of seconds can misflag a
     # thread archived by someone else right as the job started.
@@ -268,7 +359,7 @@ def _archived_outcome(*, record: dict, request_id: str, job: ArchiveJob) -> Atte
         audit=ArchiveOutcome.ALREADY_ARCHIVED if already else ArchiveOutcome.ARCHIVED,
         already_archived=already,
         request_id=request_id,
-        record=record,
+        snapshot=parsed,
     )
 
 
@@ -373,13 +464,120 @@ def _give_up(*, item: ArchiveItem, outcome: AttemptOutcome) -> AttemptOutcome:
     return outcome
 
 
-def _item_retry_schedule(*, item: ArchiveItem, outcome: AttemptOutcome) -> None:
-    now = timezone.now()
-    countdown = _backoff_seconds(attempts=item.attempts, retry_after=outcome.retry_after_seconds)
-    if outcome.interrupted:
-        countdown = outcome.retry_after_seconds or INTERRUPT_POLL_SECONDS
+def _outcomes_record(
+    *, items: list[ArchiveItem], jobs: dict[int, ArchiveJob], outcomes: dict[int, AttemptOutcome]
+) -> None:
+    """Write every outcome in one transaction, then log, queue retries and finish jobs.
 
-    changes: dict[str, Any] = {
+    An item that another run took over in the meantime keeps that run's state, and
+    this run's outcome for it is dropped.
+    """
+    for item in items:
+        outcome = outcomes[item.pk]
+        if outcome.is_retry and item.attempts >= settings.ARCHIVE_MAX_ATTEMPTS:
+            outcomes[item.pk] = _give_up(item=item, outcome=outcome)
+
+    now = timezone.now()
+    countdowns: dict[int, float] = {}
+    with transaction.atomic():
+        owned = _items_owned_lock(items=items)
+        changes_by_pk = {}
+        for item in owned:
+            outcome = outcomes[item.pk]
+            if outcome.is_retry:
+                countdowns[item.pk] = _retry_countdown(item=item, outcome=outcome)
+            changes_by_pk[item.pk] = _item_changes(
+                item=item, outcome=outcome, now=now, countdown=countdowns.get(item.pk)
+            )
+        _items_update(changes_by_pk=changes_by_pk)
+        for item in owned:
+            for name, value in changes_by_pk[item.pk].items():
+                setattr(item, name, value)
+
+        finished = [(item, outcomes[item.pk]) for item in owned if outcomes[item.pk].is_final]
+        _snapshots_write(finished=finished, now=now)
+        ArchiveAuditEntry.objects.bulk_create(
+            _audit_entry(item=item, outcome=outcomes[item.pk], user_id=jobs[item.job_id].created_by_id)
+            for item in owned
+            if outcomes[item.pk].audit is not None
+        )
+
+    _outcomes_log(items=items, owned=owned, outcomes=outcomes, countdowns=countdowns)
+    _items_requeue(owned=owned, outcomes=outcomes, countdowns=countdowns)
+    for job_id in sorted({item.job_id for item, _outcome in finished}):
+        archive_job_finish_if_done(job_id=job_id)
+
+
+def _items_owned_lock(*, items: list[ArchiveItem]) -> list[ArchiveItem]:
+    """Lock and return the items still in progress under this run's attempt numbers."""
+    current = dict(
+        ArchiveItem.objects.select_for_update()
+        .filter(pk__in=[item.pk for item in items], state=ArchiveItemState.IN_PROGRESS)
+        .order_by("pk")
+        .values_list("pk", "attempts")
+    )
+    return [item for item in items if current.get(item.pk) == item.attempts]
+
+
+def _items_update(*, changes_by_pk: dict[int, dict[str, Any]]) -> None:
+    """Write each item's changes: one UPDATE per set of equal values, one for request ids.
+
+    Request ids differ per item while the other values mostly repeat, so a batch
+    usually takes two statements. Django's `bulk_update` builds a CASE per column
+    and item, which took about 4.5 ms of CPU per item in a local profile.
+    """
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    request_ids: dict[int, str] = {}
+    for pk, changes in changes_by_pk.items():
+        shared = dict(changes)
+        if "last_request_id" in shared:
+            request_ids[pk] = shared.pop("last_request_id")
+        groups[tuple(sorted(shared.items()))].append(pk)
+
+    for shared, pks in groups.items():
+        ArchiveItem.objects.filter(pk__in=pks).update(**dict(shared))
+    if request_ids:
+        ArchiveItem.objects.filter(pk__in=request_ids).update(
+            last_request_id=Case(
+                *(When(pk=pk, then=Value(request_id)) for pk, request_id in request_ids.items()),
+                output_field=CharField(),
+            )
+        )
+
+
+def _item_changes(
+    *, item: ArchiveItem, outcome: AttemptOutcome, now: datetime, countdown: float | None
+) -> dict[str, Any]:
+    """Return the column values that record this outcome on the item."""
+    if outcome.is_final:
+        return {
+            "state": outcome.state,
+            "reason": outcome.reason,
+            "already_archived": outcome.already_archived,
+            "last_error_type": outcome.error_type,
+            "last_error_message": outcome.error_message[:MAX_MESSAGE_LENGTH],
+            "last_request_id": outcome.request_id,
+            "retry_at": None,
+            "finished_at": now,
+        }
+    if outcome.released:
+        # Due now: the reconciler queues it again once the broker or limiter is back.
+        return {
+            "state": ArchiveItemState.PENDING,
+            "queued_at": now,
+            "retry_at": now,
+            "last_error_type": outcome.error_type,
+            "last_error_message": outcome.error_message,
+        }
+    if outcome.not_started:
+        # No API call was made, so the claim's attempt is given back.
+        return {
+            "state": ArchiveItemState.PENDING,
+            "attempts": item.attempts - 1,
+            "queued_at": now,
+            "retry_at": None,
+        }
+    return {
         "state": ArchiveItemState.PENDING,
         "queued_at": now,
         "retry_at": now + timedelta(seconds=countdown),
@@ -387,91 +585,39 @@ def _item_retry_schedule(*, item: ArchiveItem, outcome: AttemptOutcome) -> None:
         "last_error_message": outcome.error_message[:MAX_MESSAGE_LENGTH] or item.last_error_message,
         "last_request_id": outcome.request_id,
         "reason": outcome.reason,
+        "interrupted_at": now if outcome.interrupted else item.interrupted_at,
     }
+
+
+def _retry_countdown(*, item: ArchiveItem, outcome: AttemptOutcome) -> float:
     if outcome.interrupted:
-        changes["interrupted_at"] = now
-
-    with transaction.atomic():
-        updated = _item_owned(item).update(**changes)
-        if updated and outcome.audit is not None:
-            _audit_write(item=item, outcome=outcome)
-    if not updated:
-        return
-
-    logger.warning(
-        "Archive attempt will be retried",
-        extra={
-            "archive_item_id": item.pk,
-            "archive_job_id": item.job_id,
-            "thread_id": item.thread_id,
-            "attempt": item.attempts,
-            "error_type": outcome.error_type,
-            "countdown_seconds": round(countdown, 2),
-            "request_id": outcome.request_id,
-        },
-    )
-    archive_item_enqueue(item_id=item.pk, countdown=countdown)
+        return outcome.retry_after_seconds or INTERRUPT_POLL_SECONDS
+    return _backoff_seconds(attempts=item.attempts, retry_after=outcome.retry_after_seconds)
 
 
-def _item_finish(*, item: ArchiveItem, job: ArchiveJob, outcome: AttemptOutcome) -> bool:
-    """Record a final outcome, its snapshot change and its audit entry; False if stale."""
-    now = timezone.now()
-    with transaction.atomic():
-        updated = _item_owned(item).update(
-            state=outcome.state,
-            reason=outcome.reason,
-            already_archived=outcome.already_archived,
-            last_error_type=outcome.error_type,
-            last_error_message=outcome.error_message[:MAX_MESSAGE_LENGTH],
-            last_request_id=outcome.request_id,
-            retry_at=None,
-            finished_at=now,
-        )
-        if not updated:
-            logger.info(
-                "Archive item changed by another run; outcome dropped", extra={"archive_item_id": item.pk}
+def _snapshots_write(*, finished: list[tuple[ArchiveItem, AttemptOutcome]], now: datetime) -> None:
+    candidates = []
+    for item, outcome in finished:
+        snapshot = outcome.snapshot
+        if snapshot is None:
+            continue
+        if snapshot.id != item.thread_id:
+            logger.warning(
+                "Archive response is for another thread; snapshot left alone",
+                extra={"thread_id": item.thread_id, "response_thread_id": snapshot.id},
             )
-            return False
+            continue
+        candidates.append(snapshot_candidate(snapshot))
+    if candidates:
+        snapshot_batch_write(model=Thread, candidates=candidates, fetched_at=now)
 
-        if outcome.record is not None:
-            _snapshot_update(item=item, record=outcome.record, fetched_at=now)
-        if outcome.thread_gone:
-            snapshot_mark_gone(model=Thread, ids=[item.thread_id], gone_at=now)
-        _audit_write(item=item, outcome=outcome, user_id=job.created_by_id)
-
-    logger.info(
-        "Archive item finished",
-        extra={
-            "archive_item_id": item.pk,
-            "archive_job_id": item.job_id,
-            "thread_id": item.thread_id,
-            "state": outcome.state,
-            "attempts": item.attempts,
-            "request_id": outcome.request_id,
-        },
-    )
-    return True
+    gone_ids = [item.thread_id for item, outcome in finished if outcome.thread_gone]
+    if gone_ids:
+        snapshot_mark_gone(model=Thread, ids=gone_ids, gone_at=now)
 
 
-def _item_owned(item: ArchiveItem):
-    return ArchiveItem.objects.filter(pk=item.pk, state=ArchiveItemState.IN_PROGRESS, attempts=item.attempts)
-
-
-def _snapshot_update(*, item: ArchiveItem, record: dict, fetched_at: datetime) -> None:
-    parsed = thread_record_parse(record=record, session_id=item.session_id)
-    if parsed.id != item.thread_id:
-        logger.warning(
-            "Archive response is for another thread; snapshot left alone",
-            extra={"thread_id": item.thread_id, "response_thread_id": parsed.id},
-        )
-        return
-    snapshot_batch_write(model=Thread, candidates=[snapshot_candidate(parsed)], fetched_at=fetched_at)
-
-
-def _audit_write(*, item: ArchiveItem, outcome: AttemptOutcome, user_id: int | None = None) -> None:
-    if user_id is None:
-        user_id = ArchiveJob.objects.values_list("created_by_id", flat=True).get(pk=item.job_id)
-    ArchiveAuditEntry.objects.create(
+def _audit_entry(*, item: ArchiveItem, outcome: AttemptOutcome, user_id: int | None) -> ArchiveAuditEntry:
+    return ArchiveAuditEntry(
         user_id=user_id,
         job_id=item.job_id,
         thread_id=item.thread_id,
@@ -482,6 +628,73 @@ def _audit_write(*, item: ArchiveItem, outcome: AttemptOutcome, user_id: int | N
         ],
         request_id=outcome.request_id,
     )
+
+
+def _outcomes_log(
+    *,
+    items: list[ArchiveItem],
+    owned: list[ArchiveItem],
+    outcomes: dict[int, AttemptOutcome],
+    countdowns: dict[int, float],
+) -> None:
+    owned_ids = {item.pk for item in owned}
+    for item in items:
+        outcome = outcomes[item.pk]
+        if item.pk not in owned_ids:
+            logger.info(
+                "Archive item changed by another run; outcome dropped", extra={"archive_item_id": item.pk}
+            )
+        elif outcome.is_final:
+            logger.info(
+                "Archive item finished",
+                extra={
+                    "archive_item_id": item.pk,
+                    "archive_job_id": item.job_id,
+                    "thread_id": item.thread_id,
+                    "state": outcome.state,
+                    "attempts": item.attempts,
+                    "request_id": outcome.request_id,
+                },
+            )
+        elif outcome.is_retry:
+            logger.warning(
+                "Archive attempt will be retried",
+                extra={
+                    "archive_item_id": item.pk,
+                    "archive_job_id": item.job_id,
+                    "thread_id": item.thread_id,
+                    "attempt": item.attempts,
+                    "error_type": outcome.error_type,
+                    "countdown_seconds": round(countdowns[item.pk], 2),
+                    "request_id": outcome.request_id,
+                },
+            )
+
+    not_started = [item.pk for item in owned if outcomes[item.pk].not_started]
+    if not_started:
+        logger.warning(
+            "Archive items not started before the task's deadline; queued again",
+            extra={"archive_item_ids": not_started},
+        )
+
+
+def _items_requeue(
+    *, owned: list[ArchiveItem], outcomes: dict[int, AttemptOutcome], countdowns: dict[int, float]
+) -> None:
+    # Pending items stay due in the database, so a send that fails here is repeated by
+    # the reconciler.
+    try:
+        for item in owned:
+            if outcomes[item.pk].is_retry:
+                archive_item_enqueue(item_id=item.pk, countdown=countdowns[item.pk])
+        not_started = [item.pk for item in owned if outcomes[item.pk].not_started]
+        if not_started:
+            archive_items_enqueue(item_ids=not_started)
+    except INFRASTRUCTURE_ERRORS as exc:
+        logger.warning(
+            "Archive retries not queued because the broker is unavailable; the reconciler will requeue them",
+            extra={"archive_item_ids": [item.pk for item in owned], "error_type": type(exc).__name__},
+        )
 
 
 def _backoff_seconds(*, attempts: int, retry_after: float | None) -> float:

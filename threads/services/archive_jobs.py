@@ -14,6 +14,7 @@ Invariants:
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -53,7 +54,8 @@ from threads.selectors import thread_list_filtered
 logger = logging.getLogger(__name__)
 
 CREATE_BATCH_SIZE = 1000
-# Item tasks the start task sends per run; it re-queues itself for the next chunk.
+# Items the start task queues per run, in tasks of ARCHIVE_BATCH_SIZE items; it
+# re-queues itself for the next chunk.
 QUEUE_CHUNK_SIZE = 500
 MAX_SELECTED_IDS = 10000
 SAMPLE_SIZE = 20
@@ -357,7 +359,7 @@ def archive_job_start(*, job_id: int) -> int:
     Idempotent: only the run that moves the job from scheduled to running starts it;
     a cancelled or finished job sends nothing. Each run queues up to QUEUE_CHUNK_SIZE
     pending items not yet queued and re-queues itself while more remain. Returns the
-    number of item tasks sent.
+    number of items queued.
     """
     from threads.tasks.archive import archive_job_start as archive_job_start_task
 
@@ -402,21 +404,41 @@ def _items_queue_chunk(*, job_id: int) -> int:
 
     # Mark first: an item marked but never sent (a crash here) is found by the reconciler.
     ArchiveItem.objects.filter(pk__in=item_ids, queued_at__isnull=True).update(queued_at=timezone.now())
-    for item_id in item_ids:
-        archive_item_enqueue(item_id=item_id)
+    archive_items_enqueue(item_ids=item_ids)
     return len(item_ids)
 
 
-def archive_item_enqueue(*, item_id: int, countdown: float = 0) -> None:
-    """Send the task that processes one item, with a soft time limit below the stuck threshold.
+def archive_task_soft_time_limit() -> int:
+    """Return the soft time limit of an item task in seconds: half the stuck threshold, at least 5.
 
-    The limit makes a hung attempt give its item back before the reconciler would
-    hand the item to a second run.
+    The limit makes a hung attempt give its items back before the reconciler would
+    hand them to a second run.
     """
-    from threads.tasks.archive import archive_item_process
+    return max(5, settings.ARCHIVE_STUCK_AFTER_SECONDS // 2)
 
-    soft_limit = max(5, settings.ARCHIVE_STUCK_AFTER_SECONDS // 2)
-    archive_item_process.apply_async(args=[item_id], countdown=countdown, soft_time_limit=soft_limit)
+
+def archive_items_enqueue(*, item_ids: Sequence[int], countdown: float = 0) -> int:
+    """Send tasks that process these items, up to ARCHIVE_BATCH_SIZE items per task.
+
+    Returns the number of tasks sent.
+    """
+    from threads.tasks.archive import archive_items_process
+
+    batch_size = settings.ARCHIVE_BATCH_SIZE
+    sent = 0
+    for start in range(0, len(item_ids), batch_size):
+        archive_items_process.apply_async(
+            args=[list(item_ids[start : start + batch_size])],
+            countdown=countdown,
+            soft_time_limit=archive_task_soft_time_limit(),
+        )
+        sent += 1
+    return sent
+
+
+def archive_item_enqueue(*, item_id: int, countdown: float = 0) -> None:
+    """Send a task that processes one item, such as a retry after its backoff."""
+    archive_items_enqueue(item_ids=[item_id], countdown=countdown)
 
 
 def archive_job_finish_if_done(*, job_id: int) -> bool:
@@ -636,8 +658,7 @@ def _stuck_items_recover(*, now, cutoff) -> tuple[int, int]:
     requeued = ArchiveItem.objects.filter(
         pk__in=item_ids, state=ArchiveItemState.IN_PROGRESS, claimed_at__lt=cutoff
     ).update(state=ArchiveItemState.PENDING, queued_at=now, retry_at=None)
-    for item_id in item_ids:
-        archive_item_enqueue(item_id=item_id)
+    archive_items_enqueue(item_ids=item_ids)
     return failed, requeued
 
 
@@ -658,8 +679,7 @@ def _overdue_items_requeue(*, now, cutoff) -> int:
     ArchiveItem.objects.filter(pk__in=item_ids, state=ArchiveItemState.PENDING).update(
         queued_at=now, retry_at=None
     )
-    for item_id in item_ids:
-        archive_item_enqueue(item_id=item_id)
+    archive_items_enqueue(item_ids=item_ids)
     return len(item_ids)
 
 
@@ -692,6 +712,7 @@ __all__ = [
     "ArchiveSelectionError",
     "archive_dry_run",
     "archive_item_enqueue",
+    "archive_items_enqueue",
     "archive_job_cancel",
     "archive_job_create",
     "archive_job_failed_items",
@@ -703,4 +724,5 @@ __all__ = [
     "archive_job_start",
     "archive_jobs_reconcile",
     "archive_selection_build",
+    "archive_task_soft_time_limit",
 ]
