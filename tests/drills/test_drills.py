@@ -63,18 +63,8 @@ def drill_results(tmp_path_factory):
     return {result["name"]: result for result in json.loads(out.read_text())}
 
 
-# NOTE: after its Redis server restarts, a worker sometimes stops consuming: the
-# reconciler keeps re-queuing the pending items and none is taken (seen once in four
-# runs, 45 of 150 archived). Until that is fixed the drill runs and reports here, but
-# its failure does not fail CI; nothing is lost, the items stay pending.
-RESTART_REDIS = pytest.param(
-    "restart-redis",
-    marks=pytest.mark.xfail(strict=False, reason="worker may stop consuming after a Redis restart"),
-)
-
-
 @pytest.mark.timeout(DRILLS_TIMEOUT_SECONDS + 60)
-@pytest.mark.parametrize("name", ["kill-worker", RESTART_REDIS, "api-faults"])
+@pytest.mark.parametrize("name", ["kill-worker", "restart-redis", "api-faults"])
 def test_drill_passes(drill_results, name):
     result = drill_results[name]
     assert result["problems"] == [], "\n".join(result["events"] + result["problems"][:20])
