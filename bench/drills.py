@@ -23,17 +23,27 @@ import json
 import math
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import django
 
-from bench.stack import RedisServer, database_drop, database_recreate, database_url_for, django_env
+from bench.report import section_write
+from bench.stack import (
+    PROJECT_ROOT,
+    RedisServer,
+    database_drop,
+    database_recreate,
+    database_url_for,
+    django_env,
+    machine_facts,
+)
 
 DRILL_NAMES = ("kill-worker", "restart-redis", "api-faults")
 CHILDREN_PER_SESSION = 19
@@ -102,11 +112,19 @@ def main() -> int:
     )
     parser.add_argument("--database", default="bench_drills", help="PostgreSQL database created and dropped")
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON to this file")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=PROJECT_ROOT / "docs" / "benchmarks.md",
+        help="Markdown file whose drills section is rewritten",
+    )
+    parser.add_argument("--no-write", action="store_true", help="print the results, do not write --out")
     args = parser.parse_args()
     # SIGTERM (a CI time limit, Ctrl-C's cousin) runs the `finally` blocks below and in
     # each drill, which stop the emulator, workers and redis-server this run started.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
+    started = time.monotonic()
     database_url = database_url_for(name=args.database)
     redis = RedisServer().start()
     try:
@@ -130,7 +148,43 @@ def main() -> int:
             print("    problem: %s" % problem)
     if args.json_out:
         args.json_out.write_text(json.dumps([asdict(result) for result in results], indent=2))
+    if not args.no_write:
+        markdown = report_markdown(
+            results=results, argv=sys.argv[1:], minutes=(time.monotonic() - started) / 60
+        )
+        section_write(path=args.out, name="drills", writer="python -m bench.drills", markdown=markdown)
+        print("Wrote %s" % args.out)
     return 0 if all(result.passed for result in results) else 1
+
+
+def report_markdown(*, results: list["DrillResult"], argv: list[str], minutes: float) -> str:
+    """Return the drills section of docs/benchmarks.md: the command, the machine and each result line."""
+    facts = machine_facts()
+    command = "python -m bench.drills" + "".join(" " + shlex.quote(arg) for arg in argv)
+    lines = [
+        "## Fault drill run",
+        "",
+        "Written by `%s` (`make drills`) on %s; the run took %.0f minutes."
+        % (command, datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), minutes),
+        "",
+        "Machine: %s cores, %s memory, %s; Python %s, PostgreSQL %s. Load average (1, 5, 15 min) "
+        "when the run ended: %.2f, %.2f, %.2f."
+        % (
+            facts["cores"],
+            facts["memory"],
+            facts["cpu"],
+            facts["python"],
+            facts["postgresql"],
+            *os.getloadavg(),
+        ),
+        "",
+        "```text",
+    ]
+    for result in results:
+        lines.append(result.line())
+        lines.extend("    problem: %s" % problem for problem in result.problems[:20])
+    lines += ["```", ""]
+    return "\n".join(lines)
 
 
 def drill_run(name: str, *, threads: int, redis: RedisServer) -> DrillResult:

@@ -37,6 +37,7 @@ def drill_results(tmp_path_factory):
             "bench_drills_ci",
             "--json-out",
             str(out),
+            "--no-write",
         ],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,

@@ -43,3 +43,19 @@ def test_section_write_rejects_unterminated_section(tmp_path):
 
     with pytest.raises(ValueError, match="has no end line '<!-- end bench -->'"):
         section_write(path=path, name="bench", writer="python -m bench", markdown="table")
+
+
+def test_drills_report_lists_results():
+    from bench.drills import DrillResult, report_markdown
+
+    results = [
+        DrillResult(name="kill-worker", passed=True, threads=3, archived=3),
+        DrillResult(name="api-faults", threads=3, archived=2, failed=1, problems=["2 of 3 items archived"]),
+    ]
+
+    markdown = report_markdown(results=results, argv=["--threads", "3"], minutes=1.0)
+
+    assert "`python -m bench.drills --threads 3`" in markdown
+    assert "PASS kill-worker" in markdown
+    assert "FAIL api-faults" in markdown
+    assert "    problem: 2 of 3 items archived" in markdown
