@@ -300,7 +300,7 @@ thread_sums AS ({thread_sums})
 SELECT * FROM session_sums CROSS JOIN thread_sums
 """
 # Sums over the rows of `threads` (the thread table, or a subquery of its rows)
-# that belong to a selected session.
+# that belong to a selected session, or over all of them when `where` is empty.
 THREAD_SUMS_SQL = """
     SELECT
         COUNT(thread.id),
@@ -308,8 +308,9 @@ THREAD_SUMS_SQL = """
         SUM(CASE WHEN {cost_known} THEN thread.list_cost_amount END),
         SUM(CASE WHEN NOT ({usage_unknown}) THEN {total_tokens} END)
     FROM {threads} AS thread
-    WHERE thread.session_id IN (SELECT session_id FROM selected)
+    {where}
 """
+SELECTED_SESSIONS_WHERE = "WHERE {alias}.session_id IN (SELECT session_id FROM selected)"
 # The same sums from session-day rollups of clean days, plus the thread rows that
 # no clean rollup covers (`live_sums`: dirty days and threads without a creation time).
 ROLLUP_THREAD_SUMS_SQL = """
@@ -325,7 +326,7 @@ ROLLUP_THREAD_SUMS_SQL = """
             SUM(rollup.list_cost_amount) AS list_cost_amount,
             SUM(rollup.total_tokens) AS total_tokens
         FROM ({rollups}) AS rollup
-        WHERE rollup.session_id IN (SELECT session_id FROM selected)
+        {where}
         UNION ALL
         {live_sums}
     ) AS part
@@ -385,7 +386,9 @@ def usage_session_totals(*, thread_filter: ThreadFilter, dirty_days: list[date] 
         )
         selected_sql, params = selected.query.sql_with_params()
         thread_sums = THREAD_SUMS_SQL.format(
-            threads=connection.ops.quote_name(Thread._meta.db_table), **expressions
+            threads=connection.ops.quote_name(Thread._meta.db_table),
+            where=SELECTED_SESSIONS_WHERE.format(alias="thread"),
+            **expressions,
         )
 
     sql = SESSION_TOTALS_SQL.format(
@@ -442,16 +445,24 @@ def _session_totals_rollup_parts(
         .order_by()
     )
 
+    # Without dates every thread is selected, so every session with a thread is, and
+    # the sums cover all rows: no need to match each row against the selection.
+    dated = thread_filter.created_from is not None or thread_filter.created_to is not None
     selected_sql, selected_params = selected.query.sql_with_params()
     rollup_sql, rollup_params = rollup_rows.query.sql_with_params()
     live_sql, live_params = live_rows.query.sql_with_params()
     live_sums = THREAD_SUMS_SQL.format(
         threads="(%s)" % live_sql,
+        where=SELECTED_SESSIONS_WHERE.format(alias="thread") if dated else "",
         usage_unknown=_TREE_USAGE_UNKNOWN,
         cost_known=_TREE_COST_KNOWN,
         total_tokens=_TREE_TOTAL_TOKENS,
     )
-    thread_sums = ROLLUP_THREAD_SUMS_SQL.format(rollups=rollup_sql, live_sums=live_sums)
+    thread_sums = ROLLUP_THREAD_SUMS_SQL.format(
+        rollups=rollup_sql,
+        where=SELECTED_SESSIONS_WHERE.format(alias="rollup") if dated else "",
+        live_sums=live_sums,
+    )
     return selected_sql, thread_sums, (*selected_params, *rollup_params, *live_params)
 
 
