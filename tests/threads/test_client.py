@@ -102,3 +102,22 @@ def test_token_wait_deadline_stops_waiting(api_settings, emulator):
     # Without the deadline a bulk call waits out the pause; the limit is 600 s.
     assert elapsed < 1.0
     assert emulator.log()["total"] == 0
+
+
+def test_api_clients_prepare_builds_archive_client(api_settings):
+    from threads.client import _clients, api_clients_prepare
+
+    api_clients_prepare()
+
+    assert (Priority.BULK, 0) in _clients
+    assert api_client(priority=Priority.BULK, max_retries=0) is _clients[(Priority.BULK, 0)]
+
+
+def test_api_clients_prepare_without_key_builds_nothing(settings):
+    from threads.client import _clients, api_clients_prepare
+
+    settings.ANTHROPIC_API_KEY = None
+
+    api_clients_prepare()
+
+    assert _clients == {}
