@@ -184,7 +184,7 @@ ARCHIVE_STUCK_AFTER_SECONDS = env_number(
 # Items one archive task claims together, and how many of their API calls it makes at
 # once in threads. Database writes stay on the task's own thread, one batch at a time.
 ARCHIVE_BATCH_SIZE = env_number("ARCHIVE_BATCH_SIZE", default=25, minimum=1, kind=int)
-ARCHIVE_BATCH_CONCURRENCY = env_number("ARCHIVE_BATCH_CONCURRENCY", default=4, minimum=1, kind=int)
+ARCHIVE_BATCH_CONCURRENCY = env_number("ARCHIVE_BATCH_CONCURRENCY", default=8, minimum=1, kind=int)
 
 # ---------------------------------------------------------------------------
 # Celery
