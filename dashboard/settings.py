@@ -219,6 +219,9 @@ else:
         "data_folder_out": str(CELERY_BROKER_FOLDER),
         "processed_folder": str(VAR_DIR / "celery-processed"),
         "store_processed": False,
+        # Exchange bindings of remote control (ping, inspect); kombu's default is
+        # "control" in the working directory.
+        "control_folder": str(VAR_DIR / "celery-control"),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None

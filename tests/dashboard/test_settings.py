@@ -77,6 +77,22 @@ def test_settings_without_redis_use_filesystem_broker():
     assert result.stdout.strip() == "filesystem://", result.stderr
 
 
+def test_settings_filesystem_broker_folders_under_var_dir(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "import django; django.setup(); from django.conf import settings; "
+         "print('\\n'.join(value for key, value in settings.CELERY_BROKER_TRANSPORT_OPTIONS.items() "
+         "if key.endswith('_folder') or key.startswith('data_folder')))"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **VALID_ENV, "REDIS_URL": "", "DASHBOARD_VAR_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=60,
+    )
+    folders = result.stdout.split()
+
+    assert len(folders) == 4, result.stderr
+    assert all(folder.startswith(str(tmp_path)) for folder in folders), folders
+
+
 def test_settings_with_redis_shorten_visibility_timeout():
     result = subprocess.run(
         [sys.executable, "-c",
