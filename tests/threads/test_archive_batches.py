@@ -23,7 +23,9 @@ from threads.services import archive_items
 from threads.services.archive_items import archive_items_process
 from threads.services.archive_jobs import archive_job_create, archive_selection_build
 
-pytestmark = pytest.mark.django_db
+# sync_full writes from a pool of threads with their own connections, so these tests
+# commit their data and flush it afterwards.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _archivable_ids(emulator, count: int) -> list[str]:
