@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from threads.client import reset_api_clients
-from threads.models import Session, Thread, UsageDailyRollup
+from threads.models import Session, Thread, UsageDailyRollup, UsageSessionDayRollup
 from threads.rate_limit import reset_rate_limiter
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -47,3 +47,7 @@ def test_bench_sync_leaves_no_sessions(bench_output):
 
 def test_bench_sync_leaves_no_rollups(bench_output):
     assert not UsageDailyRollup.objects.exists()
+
+
+def test_bench_sync_leaves_no_session_rollups(bench_output):
+    assert not UsageSessionDayRollup.objects.exists()

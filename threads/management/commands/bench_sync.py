@@ -27,7 +27,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
 from threads.client import reset_api_clients
-from threads.models import Session, SyncRun, Thread, UsageDailyRollup, UsageRollupDirtyDay
+from threads.models import (
+    Session,
+    SyncRun,
+    Thread,
+    UsageDailyRollup,
+    UsageRollupDirtyDay,
+    UsageSessionDayRollup,
+)
 from threads.rate_limit import get_rate_limiter, reset_rate_limiter
 from threads.services.sync import SESSIONS_PAGE_SIZE, sync_full, sync_incremental
 
@@ -213,7 +220,7 @@ def _snapshots_delete() -> None:
     `QuerySet.delete()` would load every thread to send its post_delete signal, which
     takes more memory than the sync being measured.
     """
-    models = (Thread, Session, UsageDailyRollup, UsageRollupDirtyDay)
+    models = (Thread, Session, UsageDailyRollup, UsageSessionDayRollup, UsageRollupDirtyDay)
     with transaction.atomic(), connection.cursor() as cursor:
         for model in models:
             cursor.execute("DELETE FROM %s" % connection.ops.quote_name(model._meta.db_table))
