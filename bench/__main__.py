@@ -191,6 +191,16 @@ def report_table(results: dict, *, page_sizes: list[int], full_sizes: tuple[int,
     )
     _row(
         rows,
+        "  CPU time of the sync process",
+        "%.1f s, %.0f%% of one core (%.0f us per record)"
+        % (
+            sync["cpu_seconds"],
+            100 * sync["cpu_seconds"] / sync["seconds"],
+            1e6 * sync["cpu_seconds"] / sync["records_seen"],
+        ),
+    )
+    _row(
+        rows,
         "  time / latency-bound ideal (%.2f s)" % sync["ideal_seconds"],
         "%.2fx" % ratio,
         "<= %.2fx" % targets.SYNC_IDEAL_RATIO_MAX,

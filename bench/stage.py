@@ -82,6 +82,7 @@ def sync_stage(*, threads: int) -> dict:
         "concurrency": settings.SYNC_CONCURRENCY,
         "seconds": seconds,
         "ideal_seconds": ideal,
+        "cpu_seconds": float(_search(r"process CPU ([\d.]+) s", full)),
         "api_calls": int(_search(r"API calls (\d+)", full)),
         "records_seen": int(_search(r"records: (\d+) seen", full)),
         # The peak that bench_sync reads after its syncs and before it deletes what

@@ -59,3 +59,64 @@ def test_drills_report_lists_results():
     assert "PASS kill-worker" in markdown
     assert "FAIL api-faults" in markdown
     assert "    problem: 2 of 3 items archived" in markdown
+
+
+def _bench_results() -> dict:
+    sync = {
+        "threads": 20_000,
+        "latency_ms": 20,
+        "concurrency": 8,
+        "seconds": 30.0,
+        "ideal_seconds": 2.7,
+        "cpu_seconds": 27.0,
+        "api_calls": 1010,
+        "records_seen": 21_000,
+        "maxrss_mib": 160.0,
+    }
+    page = {"median_ms": 10.0, "queries": 4}
+    return {
+        "sync": sync,
+        "sync_memory": {**sync, "threads": 100_000, "maxrss_mib": 190.0},
+        "archive": {
+            "threads": 1000,
+            "archived": 1000,
+            "failed": 0,
+            "seconds": 10.5,
+            "per_second": 95.2,
+            "rate_limit": 100,
+            "job_status": "finished",
+            "emulator_requests": 1000,
+            "emulator_statuses": {"200": 1000},
+        },
+        "pages": {
+            "10000": {"load_seconds": 1.0, "pages": {"usage page": page}},
+            "1000000": {"load_seconds": 100.0, "pages": {"usage page": {**page, "median_ms": 25.0}}},
+        },
+    }
+
+
+def test_bench_report_marks_missed_sync_target():
+    from bench.__main__ import report_table
+
+    table = report_table(_bench_results(), page_sizes=[10_000, 1_000_000], full_sizes=(10_000, 1_000_000))
+
+    ratio_line = next(line for line in table.splitlines() if "latency-bound ideal" in line)
+    assert "11.11x" in ratio_line
+    assert "| MISS" in ratio_line
+
+
+def test_bench_report_shows_sync_cpu_share():
+    from bench.__main__ import report_table
+
+    table = report_table(_bench_results(), page_sizes=[10_000, 1_000_000], full_sizes=(10_000, 1_000_000))
+
+    assert "27.0 s, 90% of one core (1286 us per record)" in table
+
+
+def test_bench_report_passes_usage_ratio_under_limit():
+    from bench.__main__ import report_table
+
+    table = report_table(_bench_results(), page_sizes=[10_000, 1_000_000], full_sizes=(10_000, 1_000_000))
+
+    usage_line = next(line for line in table.splitlines() if line.strip().startswith("usage page"))
+    assert usage_line.endswith("PASS")

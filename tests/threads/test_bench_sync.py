@@ -51,3 +51,7 @@ def test_bench_sync_leaves_no_rollups(bench_output):
 
 def test_bench_sync_leaves_no_session_rollups(bench_output):
     assert not UsageSessionDayRollup.objects.exists()
+
+
+def test_bench_sync_reports_process_cpu(bench_output):
+    assert len(re.findall(r"process CPU [\d.]+ s, \d+% of one core", bench_output)) == 2

@@ -47,6 +47,8 @@ ACTIVE_STATUSES = {"running", "rescheduling"}
 @dataclass
 class Measurement:
     seconds: float
+    # User plus system CPU time of this process (the sync's threads, not the emulator).
+    cpu_seconds: float
     tracemalloc_peak_bytes: int | None
     maxrss_kib: int
 
@@ -191,6 +193,14 @@ class Command(BaseCommand):
             % (run.seen, run.created, run.updated, run.unchanged, run.failed)
         )
         out("  time %.2f s, %.0f records per second" % (measurement.seconds, run.seen / measurement.seconds))
+        out(
+            "  process CPU %.2f s, %.0f%% of one core, %.0f us per record"
+            % (
+                measurement.cpu_seconds,
+                100 * measurement.cpu_seconds / measurement.seconds,
+                1e6 * measurement.cpu_seconds / max(run.seen, 1),
+            )
+        )
         out("  API calls %d, minimum %d" % (run.api_calls, minimum_calls))
         out("  ideal %.2f s, actual / ideal %.1f" % (ideal, measurement.seconds / ideal))
         if measurement.tracemalloc_peak_bytes is not None:
@@ -202,16 +212,25 @@ def _measure(service, *, trace: bool) -> tuple[SyncRun, Measurement]:
     if trace:
         tracemalloc.start()
     started = time.monotonic()
+    cpu_started = _process_cpu_seconds()
 
     run = service()
 
     seconds = time.monotonic() - started
+    cpu_seconds = _process_cpu_seconds() - cpu_started
     peak = None
     if trace:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return run, Measurement(seconds=seconds, tracemalloc_peak_bytes=peak, maxrss_kib=maxrss)
+    return run, Measurement(
+        seconds=seconds, cpu_seconds=cpu_seconds, tracemalloc_peak_bytes=peak, maxrss_kib=maxrss
+    )
+
+
+def _process_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _snapshots_delete() -> None:
