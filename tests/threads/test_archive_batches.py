@@ -172,3 +172,41 @@ def test_batch_retry_after_500_queued_with_backoff(api_settings, emulator, setti
     assert retried.last_error_type == "InternalServerError"
     assert retried.retry_at > retried.queued_at
     assert no_enqueue == [items[0].pk]
+
+
+def test_batch_token_wait_timeout_uses_no_attempt(api_settings, emulator, settings, monkeypatch, no_enqueue):
+    # A soft time limit of 2 s puts the deadline 1 s after the claim, inside the
+    # limiter's 5 s pause, so each attempt starts and then gets no token.
+    from threads.rate_limit import get_rate_limiter
+
+    settings.ARCHIVE_BATCH_CONCURRENCY = 2
+    monkeypatch.setattr(archive_items, "archive_task_soft_time_limit", lambda: 2)
+    snapshots_seed()
+    items = _running_job_items(_archivable_ids(emulator, 2))
+    emulator.reset_log()
+    get_rate_limiter().pause(seconds=5)
+
+    states = archive_items_process(item_ids=[item.pk for item in items])
+
+    stored = list(ArchiveItem.objects.filter(pk__in=[item.pk for item in items]))
+    assert set(states.values()) == {ArchiveItemState.PENDING}
+    assert {item.attempts for item in stored} == {0}
+    assert {item.last_error_type for item in stored} == {""}
+    assert emulator.log()["total"] == 0
+    assert sorted(no_enqueue) == sorted(item.pk for item in items)
+
+
+def test_batch_429_makes_process_serial(api_settings, emulator, settings, monkeypatch, no_enqueue):
+    settings.ARCHIVE_BATCH_CONCURRENCY = 4
+    monkeypatch.setattr(archive_items, "_clean_attempts", archive_items.SERIAL_UNTIL_CLEAN_ATTEMPTS)
+    snapshots_seed()
+    items = _running_job_items(_archivable_ids(emulator, 4))
+    emulator.force(429, 1)
+
+    states = archive_items_process(item_ids=[item.pk for item in items])
+
+    rate_limited = ArchiveItem.objects.filter(pk__in=no_enqueue)
+    assert sorted(states.values()).count(ArchiveItemState.ARCHIVED) == 3
+    assert [item.last_error_type for item in rate_limited] == ["RateLimitError"]
+    # The 429 reset the count; the three attempts that ended after it counted again.
+    assert archive_items._clean_attempts < 4

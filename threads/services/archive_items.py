@@ -45,7 +45,7 @@ from django.db import connections, transaction
 from django.db.models import Case, CharField, Exists, F, OuterRef, Q, Value, When
 from django.utils import timezone
 
-from threads.client import api_client, token_wait_deadline
+from threads.client import ApiCallCounter, api_client, counting_api_calls, token_wait_deadline
 from threads.models import (
     ArchiveAuditEntry,
     ArchiveItem,
@@ -82,6 +82,16 @@ INFRASTRUCTURE_ERRORS = (RateLimiterUnavailable, kombu.exceptions.OperationalErr
 # rate-limit token. A call started just before still ends within its connect and read
 # timeouts, so the task records its outcomes before the soft limit.
 BATCH_DEADLINE_SHARE = 0.5
+# A process makes one attempt at a time until this many attempts in a row got no 429,
+# and starts counting again after each 429. When the API's limit is below the limiter's
+# setting, a limiter pause ends for every waiting thread at once, and all of a
+# process's threads sending together would meet the limit again, each 429 using an
+# attempt. The count also spreads a fresh worker's first requests.
+SERIAL_UNTIL_CLEAN_ATTEMPTS = 10
+
+_serial_lock = threading.Lock()
+_clean_attempts_lock = threading.Lock()
+_clean_attempts = 0
 
 
 @dataclass
@@ -101,8 +111,11 @@ class AttemptOutcome:
     retry_after_seconds: float | None = None
     # Stopped by a broker or limiter outage: back to pending for the reconciler.
     released: bool = False
-    # Never started because the task ran out of time: no API call was made.
+    # Sent no request because no rate-limit token came before the deadline, so the
+    # attempt is given back.
     not_started: bool = False
+    # The API returned 429 to a request of this attempt.
+    rate_limited: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -232,7 +245,7 @@ def _attempt_guarded(
         return AttemptOutcome(state=ArchiveItemState.PENDING, not_started=True)
 
     try:
-        return _attempt(item=item, job=job)
+        return _attempt_paced(item=item, job=job)
     except INFRASTRUCTURE_ERRORS as exc:
         logger.warning(
             "Archive item attempt stopped by a broker or limiter outage; the reconciler will requeue it",
@@ -253,6 +266,20 @@ def _attempt_guarded(
         return _crash_outcome(exc)
 
 
+def _attempt_paced(*, item: ArchiveItem, job: ArchiveJob) -> AttemptOutcome:
+    global _clean_attempts
+
+    if _clean_attempts < SERIAL_UNTIL_CLEAN_ATTEMPTS:
+        with _serial_lock:
+            outcome = _attempt(item=item, job=job)
+    else:
+        outcome = _attempt(item=item, job=job)
+
+    with _clean_attempts_lock:
+        _clean_attempts = 0 if outcome.rate_limited else _clean_attempts + 1
+    return outcome
+
+
 def _crash_outcome(exc: Exception) -> AttemptOutcome:
     return AttemptOutcome(
         state=ArchiveItemState.FAILED,
@@ -264,12 +291,24 @@ def _crash_outcome(exc: Exception) -> AttemptOutcome:
 
 
 def _attempt(*, item: ArchiveItem, job: ArchiveJob) -> AttemptOutcome:
+    with counting_api_calls() as calls:
+        outcome = _attempt_counted(item=item, job=job, calls=calls)
+    outcome.rate_limited = calls.rate_limited > 0
+    return outcome
+
+
+def _attempt_counted(*, item: ArchiveItem, job: ArchiveJob, calls: ApiCallCounter) -> AttemptOutcome:
     client = api_client(priority=Priority.BULK, max_retries=0)
     try:
         return _attempt_calls(client=client, item=item, job=job)
     except anthropic.APIStatusError as exc:
         return _outcome_from_status_error(exc=exc, item=item, job=job)
-    except (anthropic.APIConnectionError, RateLimitWaitTimeout, SoftTimeLimitExceeded) as exc:
+    except RateLimitWaitTimeout as exc:
+        if calls.calls == 0:
+            # No request was sent, so the item goes back without using an attempt.
+            return AttemptOutcome(state=ArchiveItemState.PENDING, not_started=True)
+        return _retry_outcome(exc=exc, message=str(exc))
+    except (anthropic.APIConnectionError, SoftTimeLimitExceeded) as exc:
         # The call may or may not have reached the API; the next attempt checks first.
         return _retry_outcome(exc=exc, message=str(exc) or type(exc).__name__)
 
@@ -673,7 +712,7 @@ def _outcomes_log(
     not_started = [item.pk for item in owned if outcomes[item.pk].not_started]
     if not_started:
         logger.warning(
-            "Archive items not started before the task's deadline; queued again",
+            "Archive items got no rate-limit token in time; queued again without using an attempt",
             extra={"archive_item_ids": not_started},
         )
 
