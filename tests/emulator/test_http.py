@@ -458,3 +458,21 @@ def test_keep_alive_serves_many_requests_on_one_connection(fresh):
     connection.close()
 
     assert len(sockets) == 1
+
+
+def test_keep_alive_requests_not_held_by_delayed_ack(fresh):
+    # With Nagle's algorithm on, each response body after the second waited for the
+    # client's delayed ACK: 40 ms or more per request. Unstalled, one takes a few ms.
+    host, port = fresh.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    headers = {"x-api-key": fresh.api_key, "anthropic-version": "2023-06-01", "anthropic-beta": "managed-agents-2026-04-01"}
+    durations = []
+
+    for _ in range(9):
+        started = time.perf_counter()
+        connection.request("GET", "/v1/sessions?limit=1", headers=headers)
+        connection.getresponse().read()
+        durations.append(time.perf_counter() - started)
+    connection.close()
+
+    assert sorted(durations)[len(durations) // 2] < 0.035, durations
