@@ -11,6 +11,7 @@ from datetime import date
 from urllib.parse import urlencode
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS
 
 from threads.models import AgentType, SnapshotStatus
 
@@ -128,3 +129,20 @@ def thread_filter_from_query(query) -> tuple[ThreadFilter, ThreadFilterForm]:
         errors=errors,
     )
     return thread_filter, form
+
+
+def thread_filter_problems(*, thread_filter: ThreadFilter, form: forms.Form) -> list[str]:
+    """Return the filter's errors as messages for a page, each led by its field's label.
+
+    A form-wide error, such as a start date after the end date, has no field and
+    gets no label. Messages are plain text, so templates escape them.
+    """
+    problems = []
+    for field_name, messages in thread_filter.errors.items():
+        label = form.fields[field_name].label if field_name in form.fields else None
+        for message in messages:
+            if field_name == NON_FIELD_ERRORS:
+                problems.append(message)
+            else:
+                problems.append("%s: %s" % (label or field_name.replace("_", " ").capitalize(), message))
+    return problems

@@ -31,7 +31,7 @@ from django.db import connection
 from django.db.models import Count, F, Max, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
-from threads.filters import ThreadFilter, ThreadFilterForm, thread_filter_from_query
+from threads.filters import ThreadFilter, ThreadFilterForm, thread_filter_from_query, thread_filter_problems
 from threads.models import Session, Thread, UsageDailyRollup, UsageSessionDayRollup
 from threads.models.snapshots import sort_key_number, sort_key_total_tokens
 from threads.selectors import thread_list_filtered
@@ -214,7 +214,8 @@ class UsageParams:
     """The usage page's validated query parameters.
 
     `thread_filter` already contains the dates the period resolves to, so links built
-    from it select exactly the threads the page sums.
+    from it select exactly the threads the page sums. `problems` lists the invalid
+    input as messages for the page, each led by its field's label.
     """
 
     thread_filter: ThreadFilter
@@ -223,6 +224,7 @@ class UsageParams:
     breakdown: str
     sort: str
     chart: str
+    problems: tuple[str, ...] = ()
 
 
 def usage_params_from_query(query, *, today: date) -> UsageParams:
@@ -250,8 +252,15 @@ def usage_params_from_query(query, *, today: date) -> UsageParams:
     breakdown = query.get("breakdown") if query.get("breakdown") in BREAKDOWNS else "agent"
     sort = query.get("sort") if query.get("sort") in BREAKDOWN_SORTS else "cost"
     chart = query.get("chart") if query.get("chart") in CHARTS else "tokens"
+    problems = thread_filter_problems(thread_filter=thread_filter, form=form)
     return UsageParams(
-        thread_filter=thread_filter, form=form, period=period, breakdown=breakdown, sort=sort, chart=chart
+        thread_filter=thread_filter,
+        form=form,
+        period=period,
+        breakdown=breakdown,
+        sort=sort,
+        chart=chart,
+        problems=tuple(problems),
     )
 
 

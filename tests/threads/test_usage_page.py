@@ -216,6 +216,32 @@ def test_usage_invalid_filter_reports_error(user_client):
     assert "created_from" in response.context["filter_errors"]
 
 
+def test_usage_filter_error_shows_label(user_client):
+    response = usage_get(user_client, created_from="not-a-date")
+    body = response.content.decode()
+
+    assert "Created on or after: Enter a valid date." in body
+    assert "created_from:" not in body
+
+
+def test_usage_date_order_error_has_no_field_name(user_client):
+    response = usage_get(user_client, created_from="2026-02-01", created_to="2026-01-01")
+    body = response.content.decode()
+
+    assert "<li>The start date must not be after the end date.</li>" in body
+    assert "__all__" not in body
+
+
+def test_usage_filter_error_escaped(user_client):
+    hostile = "<b>x</b>"
+
+    response = usage_get(user_client, status=hostile)
+    body = response.content.decode()
+
+    assert "Status: Select a valid choice. &lt;b&gt;x&lt;/b&gt; is not one of the available choices." in body
+    assert hostile not in body
+
+
 def test_usage_agent_breakdown_sorted_by_cost(user_client):
     session = SessionFactory(created_at=NOW)
     ThreadFactory(session=session, agent_id="agent_cheap", agent_name="Cheap", list_cost_amount=5)

@@ -8,7 +8,6 @@ only its results when htmx asks for them (filter changes, sorting, paging).
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from django.core.exceptions import NON_FIELD_ERRORS
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -18,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from threads import selectors
-from threads.filters import ARCHIVED_CHOICES, KIND_CHOICES, thread_filter_from_query
+from threads.filters import ARCHIVED_CHOICES, KIND_CHOICES, thread_filter_from_query, thread_filter_problems
 from threads.models import AgentType, Session, SnapshotStatus, Thread
 from threads.pagination import PaginationError, Sort, cursor_decode, sort_parse
 from threads.presentation import agent_snapshot_from_raw, session_resources_from_raw, timing_shares
@@ -51,14 +50,7 @@ def _render_page_or_fragment(request, *, page: str, fragment: str, context: dict
 def _list_context(request, *, sort_keys: dict) -> dict:
     """Parse filter, sort and cursor from the query string; bad input becomes messages."""
     thread_filter, form = thread_filter_from_query(request.GET)
-    problems = []
-    for field_name, messages in thread_filter.errors.items():
-        label = form.fields[field_name].label if field_name in form.fields else None
-        for message in messages:
-            if field_name == NON_FIELD_ERRORS:
-                problems.append(message)
-            else:
-                problems.append("%s: %s" % (label or field_name.replace("_", " ").capitalize(), message))
+    problems = thread_filter_problems(thread_filter=thread_filter, form=form)
 
     try:
         sort = sort_parse(value=request.GET.get("sort", ""), keys=sort_keys, default=selectors.DEFAULT_SORT)

@@ -185,6 +185,7 @@ def usage_page_context(*, params: UsageParams, overview: dict) -> dict:
         "params": params,
         "thread_filter": params.thread_filter,
         "filter_errors": params.thread_filter.errors,
+        "problems": params.problems,
         "totals": totals,
         "session_totals": session_totals,
         "daily_rows": daily_rows,
