@@ -174,3 +174,22 @@ def test_cancel_unknown_job_is_404(archiver_client):
 
 def test_archive_job_urls_reverse_in_namespace():
     assert reverse("api:archive-job-detail", kwargs={"job_id": 3}) == "/api/v1/archive-jobs/3/"
+
+
+def test_create_with_unknown_ids_only_is_400(archiver_client, family):
+    response = archiver_client.post(JOBS_URL, {"thread_ids": ["sthr_nope"]}, format="json")
+
+    assert response.status_code == 400
+    assert "None of the selected threads is stored" in response.json()["detail"]
+    assert "sthr_nope" in response.json()["detail"]
+    assert not ArchiveJob.objects.exists()
+
+
+def test_create_unknown_ids_message_truncated(archiver_client, family):
+    ids = ["sthr_nope_%02d" % number for number in range(12)]
+
+    response = archiver_client.post(JOBS_URL, {"thread_ids": ids}, format="json")
+
+    assert response.status_code == 400
+    assert "sthr_nope_11" not in response.json()["detail"]
+    assert "(and 7 more)" in response.json()["detail"]

@@ -360,3 +360,26 @@ def test_job_list_shows_jobs(viewer, threads):
 
     assert response.status_code == 200
     assert reverse("threads:archive-job-detail", args=[job.pk]) in response.content.decode()
+
+
+def test_confirm_unknown_ids_only_rejected(archiver, threads):
+    response = _client(archiver).post(
+        reverse("threads:archive-confirm"),
+        {"scope": "selected", "thread_ids": ["sthr_doesnotexist"], "confirm": "on"},
+    )
+
+    assert response.status_code == 400
+    assert "None of the selected threads is stored" in response.content.decode()
+    assert "sthr_doesnotexist" in response.content.decode()
+    assert not ArchiveJob.objects.exists()
+
+
+def test_confirm_filter_matching_nothing_rejected(archiver, threads):
+    response = _client(archiver).post(
+        reverse("threads:archive-confirm"),
+        {"scope": "filter", "filter": "agent=nobody-has-this-name", "confirm": "on"},
+    )
+
+    assert response.status_code == 400
+    assert "The filter matches no stored threads" in response.content.decode()
+    assert not ArchiveJob.objects.exists()

@@ -382,9 +382,12 @@ class ArchiveJobListCreateView(generics.GenericAPIView):
             dry_run = archive_dry_run(selection=selection, interrupt_running=values["interrupt_running"])
             return Response(ArchiveDryRunSerializer(dry_run).data)
 
-        job = archive_job_create(
-            selection=selection, interrupt_running=values["interrupt_running"], user=request.user
-        )
+        try:
+            job = archive_job_create(
+                selection=selection, interrupt_running=values["interrupt_running"], user=request.user
+            )
+        except ArchiveSelectionError as exc:
+            raise ValidationError({"filter" if by_filter else "thread_ids": [str(exc)]}) from exc
 
         location = reverse("api:archive-job-detail", kwargs={"job_id": job.pk}, request=request)
         data = ArchiveJobDetailSerializer(_job_detail_data(job)).data

@@ -59,6 +59,8 @@ CREATE_BATCH_SIZE = 1000
 QUEUE_CHUNK_SIZE = 500
 MAX_SELECTED_IDS = 10000
 SAMPLE_SIZE = 20
+# Unknown ids an error message lists before it gives only the count of the rest.
+MAX_IDS_IN_MESSAGE = 5
 
 
 class ArchiveSelectionError(ValueError):
@@ -273,7 +275,8 @@ def _by_agent(threads: QuerySet[Thread]) -> list[dict[str, Any]]:
 def archive_job_create(*, selection: ArchiveSelection, interrupt_running: bool, user=None) -> ArchiveJob:
     """Freeze the selection into a confirmed job and schedule its start after the grace period.
 
-    Writes one item per selected thread in batches of CREATE_BATCH_SIZE; threads the
+    Raises ArchiveSelectionError, and creates nothing, when the selection matches no
+    stored thread. Writes one item per selected thread in batches of CREATE_BATCH_SIZE; threads the
     dry run skips get items that are skipped from the start, with their reason. The
     start task is sent after the transaction commits.
     """
@@ -284,6 +287,8 @@ def archive_job_create(*, selection: ArchiveSelection, interrupt_running: bool, 
 
     with transaction.atomic():
         dry_run = archive_dry_run(selection=selection, interrupt_running=interrupt_running)
+        if dry_run.selected_count == 0:
+            raise ArchiveSelectionError(_empty_selection_message(selection=selection, dry_run=dry_run))
         job = ArchiveJob.objects.create(
             created_by=user if user is not None and user.is_authenticated else None,
             scope=selection.scope,
@@ -310,6 +315,19 @@ def archive_job_create(*, selection: ArchiveSelection, interrupt_running: bool, 
         },
     )
     return job
+
+
+def _empty_selection_message(*, selection: ArchiveSelection, dry_run: ArchiveDryRun) -> str:
+    if selection.scope == ArchiveJobScope.FILTER:
+        return "The filter matches no stored threads, so there is nothing to archive. Change the filter."
+
+    shown = ", ".join(dry_run.unknown_ids[:MAX_IDS_IN_MESSAGE])
+    more = len(dry_run.unknown_ids) - MAX_IDS_IN_MESSAGE
+    suffix = " (and %d more)" % more if more > 0 else ""
+    return (
+        "None of the selected threads is stored, so there is nothing to archive. Unknown ids: %s%s. "
+        "Check the ids, or sync first." % (shown, suffix)
+    )
 
 
 def _items_create(

@@ -78,9 +78,13 @@ def archive_confirm(request):
         return render(request, "threads/archive/confirm.html", context, status=400)
 
     if values["confirm"]:
-        job = archive_job_create(
-            selection=selection, interrupt_running=values["interrupt_running"], user=request.user
-        )
+        try:
+            job = archive_job_create(
+                selection=selection, interrupt_running=values["interrupt_running"], user=request.user
+            )
+        except ArchiveSelectionError as exc:
+            context["error"] = str(exc)
+            return render(request, "threads/archive/confirm.html", context, status=400)
         # No flash message: it would stay on the job page after the job finished. The
         # page's progress fragment shows the confirmation while the job is scheduled.
         return redirect("threads:archive-job-detail", job_id=job.pk)
