@@ -27,6 +27,7 @@ from datetime import UTC, date, timedelta
 from decimal import Decimal
 from functools import reduce
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import connection
 from django.db.models import Count, F, Max, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
@@ -234,25 +235,34 @@ def usage_params_from_query(query, *, today: date) -> UsageParams:
     default) sets the dates, counted back from `today` inclusive. Archived threads
     are included unless `archived` is given, because archiving does not undo spend.
     Unknown values of `breakdown`, `sort` and `chart` fall back to their defaults.
+
+    An invalid `period` falls back to 30d. An invalid date, or a start after the end,
+    drops both dates, so the range cannot open on one side, and `period` applies
+    instead. Each adds a message to `problems`.
     """
     thread_filter, form = thread_filter_from_query(query)
+    problems = thread_filter_problems(thread_filter=thread_filter, form=form)
 
     if "archived" not in query:
         thread_filter = replace(thread_filter, archived="all")
 
-    if query.get("created_from") or query.get("created_to"):
+    period = query.get("period") or DEFAULT_PERIOD
+    if period not in PERIOD_DAYS:
+        problems.append("Period: %r is invalid. Choose one of %s." % (period, ", ".join(PERIOD_DAYS)))
+        period = DEFAULT_PERIOD
+
+    date_errors = {"created_from", "created_to", NON_FIELD_ERRORS} & thread_filter.errors.keys()
+    if date_errors:
+        thread_filter = replace(thread_filter, created_from=None, created_to=None)
+    if (query.get("created_from") or query.get("created_to")) and not date_errors:
         period = "custom"
-    else:
-        period = query.get("period") if query.get("period") in PERIOD_DAYS else DEFAULT_PERIOD
-        days = PERIOD_DAYS[period]
-        if days is not None:
-            start = today - timedelta(days=days - 1)
-            thread_filter = replace(thread_filter, created_from=start, created_to=today)
+    elif PERIOD_DAYS[period] is not None:
+        start = today - timedelta(days=PERIOD_DAYS[period] - 1)
+        thread_filter = replace(thread_filter, created_from=start, created_to=today)
 
     breakdown = query.get("breakdown") if query.get("breakdown") in BREAKDOWNS else "agent"
     sort = query.get("sort") if query.get("sort") in BREAKDOWN_SORTS else "cost"
     chart = query.get("chart") if query.get("chart") in CHARTS else "tokens"
-    problems = thread_filter_problems(thread_filter=thread_filter, form=form)
     return UsageParams(
         thread_filter=thread_filter,
         form=form,

@@ -54,6 +54,26 @@ def test_usage_csv_unknown_breakdown_rejected(user_client):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"created_from": "x"}, "- Created on or after: Enter a valid date."),
+        ({"created_from": "2026-02-01", "created_to": "2026-01-01"}, "- The start date must not be after"),
+        ({"period": "forever"}, "- Period: 'forever' is invalid."),
+        ({"status": "bogus"}, "- Status: Select a valid choice."),
+    ],
+)
+def test_usage_csv_invalid_filter_rejected(user_client, params, message):
+    ThreadFactory(session=SessionFactory(created_at=NOW), input_tokens=10)
+
+    response = user_client.get(reverse("threads:usage"), {"format": "csv", "breakdown": "daily", **params})
+    text = response.content.decode()
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert message in text
+
+
 def test_usage_csv_agent_rows(user_client):
     session = SessionFactory(created_at=NOW)
     ThreadFactory(

@@ -242,6 +242,52 @@ def test_usage_filter_error_escaped(user_client):
     assert hostile not in body
 
 
+def test_usage_invalid_date_keeps_default_period(user_client):
+    session = SessionFactory(created_at=NOW)
+    ThreadFactory(session=session, created_at=NOW - timedelta(days=29), input_tokens=10)
+    ThreadFactory(session=session, created_at=NOW - timedelta(days=400), input_tokens=1000)
+
+    response = usage_get(user_client, created_from="x")
+    body = response.content.decode()
+
+    assert response.context["params"].period == "30d"
+    assert response.context["totals"]["input_tokens"] == 10
+    assert "Created on or after: Enter a valid date." in body
+    assert "Threads created at any time." not in body
+
+
+def test_usage_half_valid_range_keeps_period(user_client):
+    session = SessionFactory(created_at=NOW)
+    ThreadFactory(session=session, created_at=NOW - timedelta(days=29), input_tokens=10)
+    ThreadFactory(session=session, created_at=datetime(2026, 1, 5, 12, tzinfo=UTC), input_tokens=1000)
+
+    response = usage_get(user_client, period="7d", created_from="2026-01-01", created_to="x")
+
+    assert response.context["params"].period == "7d"
+    assert response.context["thread_filter"].created_from == NOW.date() - timedelta(days=6)
+    assert response.context["totals"]["input_tokens"] is None
+
+
+def test_usage_reversed_dates_keep_default_period(user_client):
+    response = usage_get(user_client, created_from="2026-02-01", created_to="2026-01-01")
+
+    assert response.context["params"].period == "30d"
+    assert response.context["thread_filter"].created_to == NOW.date()
+
+
+def test_usage_invalid_period_reports_error(user_client):
+    session = SessionFactory(created_at=NOW)
+    ThreadFactory(session=session, created_at=NOW - timedelta(days=29), input_tokens=10)
+    ThreadFactory(session=session, created_at=NOW - timedelta(days=400), input_tokens=1000)
+
+    response = usage_get(user_client, period="forever")
+    body = response.content.decode()
+
+    assert response.context["params"].period == "30d"
+    assert response.context["totals"]["input_tokens"] == 10
+    assert "Period: &#x27;forever&#x27; is invalid. Choose one of 7d, 30d, 90d, all." in body
+
+
 def test_usage_agent_breakdown_sorted_by_cost(user_client):
     session = SessionFactory(created_at=NOW)
     ThreadFactory(session=session, agent_id="agent_cheap", agent_name="Cheap", list_cost_amount=5)

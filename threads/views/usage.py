@@ -671,13 +671,22 @@ class _Echo:
 
 
 def usage_csv(*, params: UsageParams, breakdown: str) -> HttpResponse:
-    """Stream one breakdown as a CSV attachment; an unknown breakdown gets a 400."""
+    """Stream one breakdown as a CSV attachment.
+
+    An unknown breakdown or any invalid filter or period gets a plain-text 400,
+    because a file built without the invalid value would cover other threads than
+    the ones requested, and a CSV has no place for a warning.
+    """
     if breakdown not in CSV_BREAKDOWNS:
         return HttpResponse(
             "Invalid breakdown %r: expected one of %s." % (breakdown, ", ".join(CSV_BREAKDOWNS)),
             status=400,
             content_type="text/plain; charset=utf-8",
         )
+    if params.problems:
+        lines = ["Invalid query parameters, so no CSV was made. Fix these and try again:"]
+        lines += ["- %s" % problem for problem in params.problems]
+        return HttpResponse("\n".join(lines) + "\n", status=400, content_type="text/plain; charset=utf-8")
 
     writer = csv.writer(_Echo())
     lines = (writer.writerow(row) for row in csv_rows(params=params, breakdown=breakdown))
