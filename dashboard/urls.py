@@ -9,3 +9,6 @@ urlpatterns = [
     path("api/", include("threads.api.urls")),
     path("", include("threads.urls")),
 ]
+
+# Paths under /api/ get a JSON body with `detail`, as every other API error does.
+handler404 = "threads.api.exceptions.not_found"

@@ -124,3 +124,26 @@ def test_job_id_beyond_bigint_is_404(viewer_client):
     response = viewer_client.get("/api/v1/archive-jobs/%d/" % 2**70)
 
     assert response.status_code == 404
+
+
+def test_unmatched_api_path_is_json_404(viewer_client):
+    response = viewer_client.get("/api/v1/nothing/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert "/api/v1/nothing/" in response.json()["detail"]
+
+
+def test_unmatched_api_path_without_slash_is_json_404(anonymous_client):
+    response = anonymous_client.get("/api/v1/nothing")
+
+    assert response.status_code == 404
+    assert "/api/v1/nothing" in response.json()["detail"]
+
+
+def test_unmatched_page_path_stays_html_404(client):
+    # Guards the prefix check: pages keep Django's HTML 404.
+    response = client.get("/nothing-here/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
