@@ -387,4 +387,4 @@ def test_command_agent_type_selects_advisors():
 
     call_command("archive_threads", "--dry-run", "--agent-type", "advisor", stdout=out)
 
-    assert "Selected: 1 threads" in out.getvalue()
+    assert "Selected: 1 thread\n" in out.getvalue()

@@ -383,3 +383,80 @@ def test_confirm_filter_matching_nothing_rejected(archiver, threads):
     assert response.status_code == 400
     assert "The filter matches no stored threads" in response.content.decode()
     assert not ArchiveJob.objects.exists()
+
+
+def _idle_children(count: int) -> list:
+    primary = ThreadFactory(session=SessionFactory())
+    return ThreadFactory.create_batch(count, session=primary.session, parent=primary, is_primary=False)
+
+
+@pytest.mark.parametrize(
+    ("count", "selected", "button"),
+    [
+        (1, "The 1 selected thread:", "Archive 1 thread</button>"),
+        (2, "The 2 selected threads:", "Archive 2 threads</button>"),
+    ],
+)
+def test_confirm_page_thread_count_wording(archiver, count, selected, button):
+    ids = [thread.id for thread in _idle_children(count)]
+
+    response = _client(archiver).post(
+        reverse("threads:archive-confirm"), {"scope": "selected", "thread_ids": ids}
+    )
+    page = response.content.decode()
+
+    assert selected in page
+    assert button in page
+
+
+@pytest.mark.parametrize(
+    ("count", "selection", "confirmed"),
+    [
+        (1, "1 selected thread</dd>", "1 thread will be archived."),
+        (2, "2 selected threads</dd>", "2 threads will be archived."),
+    ],
+)
+def test_job_page_thread_count_wording(viewer, count, selection, confirmed):
+    selection_ids = [thread.id for thread in _idle_children(count)]
+    job = archive_job_create(
+        selection=archive_selection_build(scope="selected", thread_ids=selection_ids), interrupt_running=False
+    )
+
+    page = _client(viewer).get(reverse("threads:archive-job-detail", args=[job.pk])).content.decode()
+
+    assert selection in page
+    assert confirmed in page
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [(1, "(1 was already archived upstream)"), (2, "(2 were already archived upstream)")],
+)
+def test_job_page_already_archived_wording(viewer, count, expected):
+    selection_ids = [thread.id for thread in _idle_children(count)]
+    job = archive_job_create(
+        selection=archive_selection_build(scope="selected", thread_ids=selection_ids), interrupt_running=False
+    )
+    ArchiveItem.objects.filter(job=job).update(state=ArchiveItemState.ARCHIVED, already_archived=True)
+    ArchiveJob.objects.filter(pk=job.pk).update(status=ArchiveJobStatus.FINISHED, finished_at=timezone.now())
+
+    page = _client(viewer).get(reverse("threads:archive-job-detail", args=[job.pk])).content.decode()
+
+    assert expected in page
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"), [(1, "Retrying 1 failed thread."), (2, "Retrying 2 failed threads.")]
+)
+def test_retry_message_thread_count_wording(archiver, count, expected):
+    selection_ids = [thread.id for thread in _idle_children(count)]
+    job = archive_job_create(
+        selection=archive_selection_build(scope="selected", thread_ids=selection_ids), interrupt_running=False
+    )
+    ArchiveItem.objects.filter(job=job).update(state=ArchiveItemState.FAILED, reason="gave up")
+    ArchiveJob.objects.filter(pk=job.pk).update(status=ArchiveJobStatus.FINISHED, finished_at=timezone.now())
+
+    response = _client(archiver).post(reverse("threads:archive-job-retry-failed", args=[job.pk]), follow=True)
+    page = response.content.decode()
+
+    assert expected in page

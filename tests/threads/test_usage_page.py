@@ -410,6 +410,18 @@ def test_usage_cost_chart_switch(user_client):
     assert b"<svg" in response.content
 
 
+@pytest.mark.parametrize(
+    ("count", "expected"), [(1, "cost unknown for 1 thread<"), (2, "cost unknown for 2 threads<")]
+)
+def test_usage_cost_chart_unknown_wording(user_client, count, expected):
+    session = SessionFactory(created_at=NOW)
+    ThreadFactory.create_batch(count, session=session, input_tokens=10, list_cost_amount=None)
+
+    response = usage_get(user_client, chart="cost")
+
+    assert expected in response.content.decode()
+
+
 def test_usage_hostile_strings_escaped(user_client):
     hostile = '<script>alert("x")</script>'
     session = SessionFactory(created_at=NOW, title=hostile, list_cost_amount=10_000)

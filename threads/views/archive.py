@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from threads.models import ArchiveJob, ArchiveJobScope, Thread
@@ -147,7 +148,9 @@ def archive_job_retry_view(request, job_id: int):
     job = get_object_or_404(ArchiveJob, pk=job_id)
     retried = archive_job_retry_failed(job_id=job.pk)
     if retried:
-        messages.success(request, "Retrying %d failed threads." % retried)
+        messages.success(
+            request, ngettext("Retrying %d failed thread.", "Retrying %d failed threads.", retried) % retried
+        )
     else:
         messages.info(request, "No failed threads to retry in archive job #%d." % job.pk)
     return redirect("threads:archive-job-detail", job_id=job.pk)

@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET
 
 from threads.filters import ARCHIVED_CHOICES, KIND_CHOICES
@@ -392,7 +393,11 @@ def daily_chart(*, params: UsageParams, rows: list[dict]) -> dict | None:
 def _daily_bar_title(day: date, row: dict, *, series, chart: str) -> str:
     if chart == "cost":
         cost = money_display(row.get("list_cost_amount")) or "unknown"
-        return "%s: %s, cost unknown for %d threads" % (day.isoformat(), cost, row["cost_unknown_count"])
+        unknown = row["cost_unknown_count"]
+        unknown_text = (
+            ngettext("cost unknown for %d thread", "cost unknown for %d threads", unknown) % unknown
+        )
+        return "%s: %s, %s" % (day.isoformat(), cost, unknown_text)
     parts = ["%s %s" % (label, f"{row.get(name) or 0:,}") for name, label, _ in series]
     return "%s: %s" % (day.isoformat(), ", ".join(parts))
 

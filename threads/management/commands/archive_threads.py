@@ -7,6 +7,7 @@ import time
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import ngettext
 from tqdm import tqdm
 
 from threads.filters import ARCHIVED_CHOICES, KIND_CHOICES
@@ -134,7 +135,8 @@ class Command(BaseCommand):
             raise CommandError("No user named %r; pass an existing username to --user." % username) from exc
 
     def _dry_run_print(self, dry_run: ArchiveDryRun) -> None:
-        self.stdout.write("Selected: %d threads" % dry_run.selected_count)
+        selected = dry_run.selected_count
+        self.stdout.write(ngettext("Selected: %d thread", "Selected: %d threads", selected) % selected)
         for _plan, label, count in dry_run.planned:
             self.stdout.write("  %6d  %s" % (count, label))
         for _plan, label, count in dry_run.skipped:
@@ -146,7 +148,11 @@ class Command(BaseCommand):
             "%s %.2f" % (currency, amount / 100) for currency, amount in dry_run.list_cost_totals.items()
         )
         self.stdout.write(
-            "To archive: %d threads; list cost %s; %d tokens"
+            ngettext(
+                "To archive: %d thread; list cost %s; %d tokens",
+                "To archive: %d threads; list cost %s; %d tokens",
+                dry_run.planned_count,
+            )
             % (
                 dry_run.planned_count,
                 costs or "not reported",
@@ -159,7 +165,9 @@ class Command(BaseCommand):
             )
 
     def _confirmed(self, dry_run: ArchiveDryRun) -> bool:
-        answer = input("Archive %d threads? This cannot be undone. [y/N] " % dry_run.planned_count)
+        planned = dry_run.planned_count
+        question = ngettext("Archive %d thread?", "Archive %d threads?", planned) % planned
+        answer = input(question + " This cannot be undone. [y/N] ")
         return answer.strip().lower() in ("y", "yes")
 
     def _follow(self, job: ArchiveJob) -> None:
