@@ -167,7 +167,9 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _handle_api(self, emulator: Emulator, method: str, path: str, query: dict, raw: bytes, request_id: str) -> None:
         route, params, path_known = emulator.api.match(method, path)
-        emulator.log.record_request("%s %s" % (method, route.template if route else "(unmatched)"), params)
+        self._log_generation = emulator.log.record_request(
+            "%s %s" % (method, route.template if route else "(unmatched)"), params
+        )
         config = emulator.config
 
         if config.latency_ms > 0:
@@ -196,18 +198,18 @@ class RequestHandler(BaseHTTPRequestHandler):
             body = self._json(raw)
             status, payload = route.handler(params, query, body)
         except ApiError as error:
-            emulator.log.record_status(error.status)
+            emulator.log.record_status(error.status, generation=self._log_generation)
             self._send_error(error, request_id)
             return
         except Exception:
             logger.exception("Request %s %s failed (request id %s)", method, path, request_id)
             error = ApiError(500, "api_error", "Internal emulator error; see the emulator's log for request %s." % request_id)
-            emulator.log.record_status(500)
+            emulator.log.record_status(500, generation=self._log_generation)
             self._send_error(error, request_id)
             return
 
         # Counted before sending: a client that has its response must find it in the log.
-        emulator.log.record_status(status)
+        emulator.log.record_status(status, generation=self._log_generation)
         self._send_json(status, payload, request_id)
 
     def _check_headers(self, emulator: Emulator) -> None:
@@ -243,7 +245,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _drop(self, emulator: Emulator) -> None:
         """Close the connection without sending a response."""
-        emulator.log.record_status("drop")
+        emulator.log.record_status("drop", generation=self._log_generation)
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -257,7 +259,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             error = ApiError(529, "overloaded_error", "Overloaded (injected by the emulator).")
         else:
             error = ApiError(500, "api_error", "Internal server error (injected by the emulator).")
-        emulator.log.record_status(fault)
+        emulator.log.record_status(fault, generation=self._log_generation)
         self._send_error(error, request_id)
 
     def _send_error(self, error: ApiError, request_id: str) -> None:

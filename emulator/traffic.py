@@ -60,10 +60,13 @@ class RequestLog:
 
     def __init__(self):
         self.lock = threading.Lock()
+        self.generation = 0
         self.reset()
 
     def reset(self) -> None:
         with self.lock:
+            # A request that began before the reset must not add its status after it.
+            self.generation += 1
             self.total = 0
             self.endpoints: Counter = Counter()
             self.statuses: Counter = Counter()
@@ -71,7 +74,8 @@ class RequestLog:
             self.thread_archive_changes: Counter = Counter()
             self.session_archive_calls: Counter = Counter()
 
-    def record_request(self, route: str, params: dict[str, str]) -> None:
+    def record_request(self, route: str, params: dict[str, str]) -> int:
+        """Count one request; return the log generation to pass to `record_status`."""
         with self.lock:
             self.total += 1
             self.endpoints[route] += 1
@@ -79,10 +83,13 @@ class RequestLog:
                 self.thread_archive_calls[params["thread_id"]] += 1
             elif route.endswith("/sessions/{session_id}/archive"):
                 self.session_archive_calls[params["session_id"]] += 1
+            return self.generation
 
-    def record_status(self, status: int | str) -> None:
+    def record_status(self, status: int | str, *, generation: int) -> None:
+        """Count one response, unless its request was counted before the last reset."""
         with self.lock:
-            self.statuses[str(status)] += 1
+            if generation == self.generation:
+                self.statuses[str(status)] += 1
 
     def record_archive_change(self, thread_id: str) -> None:
         with self.lock:

@@ -1,6 +1,7 @@
 """Transport rules: authentication, required headers, request ids, faults, rate limit, latency and the log."""
 
 import http.client
+import threading
 import time
 
 import anthropic
@@ -476,3 +477,15 @@ def test_keep_alive_requests_not_held_by_delayed_ack(fresh):
     connection.close()
 
     assert sorted(durations)[len(durations) // 2] < 0.035, durations
+
+
+def test_log_reset_drops_status_of_earlier_request(fresh):
+    fresh.configure(fault_slow=1.0, slow_seconds=1.0)
+    held = threading.Thread(target=raw_request, args=(fresh, "GET", "/v1/sessions"))
+    held.start()
+    time.sleep(0.3)
+
+    fresh.reset_log()
+    held.join(timeout=10)
+
+    assert fresh.log()["statuses"] == {}
