@@ -311,8 +311,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        # Django's default logging gives "django" a console handler of its own while
-        # DEBUG is on, so each of its records was printed twice; root's handler is enough.
+        # While DEBUG is on, Django's default logging gives "django" a console handler of
+        # its own, which printed each record twice. The root handler is enough.
         "django": {"handlers": [], "propagate": True},
         "django.request": {"filters": ["permission_denied"]},
         # The SDK and its HTTP client log request URLs and headers at DEBUG.

@@ -2,7 +2,7 @@
 
 After a connection loss, Celery 5.7.0's consumer calls `Connection.collect()` and then
 `Connection.close()` on the old connection. Each test sets up the state in which a
-worker once exited on that second call. A task channel holds an unacknowledged message
+worker once exited on that second call. A task channel has an unacknowledged message
 and has a BRPOP pending, and a second channel consumes an auto-delete fanout queue, as
 the worker's remote-control channel does. Then the server is killed. It is a throwaway
 redis-server for that reason, and REDIS_URL's server is never touched.

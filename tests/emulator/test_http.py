@@ -481,11 +481,11 @@ def test_keep_alive_requests_not_held_by_delayed_ack(fresh):
 
 def test_log_reset_drops_status_of_earlier_request(fresh):
     fresh.configure(fault_slow=1.0, slow_seconds=1.0)
-    held = threading.Thread(target=raw_request, args=(fresh, "GET", "/v1/sessions"))
-    held.start()
+    slow_request = threading.Thread(target=raw_request, args=(fresh, "GET", "/v1/sessions"))
+    slow_request.start()
     time.sleep(0.3)
 
     fresh.reset_log()
-    held.join(timeout=10)
+    slow_request.join(timeout=10)
 
     assert fresh.log()["statuses"] == {}

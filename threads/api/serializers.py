@@ -205,7 +205,7 @@ class SessionDetailSerializer(serializers.Serializer):
 
 
 class UsageSumsSerializer(serializers.Serializer):
-    """Usage summed over a set of threads; counts say how many had unknown figures."""
+    """Usage summed over a set of threads. The unknown counts give how many threads had no figure."""
 
     thread_count = serializers.IntegerField()
     usage_unknown_count = serializers.IntegerField()
